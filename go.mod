@@ -1,0 +1,3 @@
+module aileron.dev/aileron
+
+go 1.26
