@@ -87,8 +87,9 @@ type Decision struct {
 	// Reason explains the outcome to a person. It names the host and port
 	// but never contains header values, query strings or body bytes.
 	Reason string
-	// Host is the canonical destination host (lower-case name without a
-	// trailing dot, or a normalized IP literal), when it is known.
+	// Host is the canonical destination host as it appears in a URL: a
+	// lower-case name without a trailing dot, a dotted quad, or a
+	// bracketed IPv6 address. Empty when the URL did not get that far.
 	Host string
 	// Port is the destination port, when it is known.
 	Port uint16
