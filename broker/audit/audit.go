@@ -65,10 +65,12 @@ const (
 	KindRun = "run"
 )
 
-// Decision values.
+// Values of [Record.Decision], the same words egress.Result prints.
 const (
+	// DecisionAllow: the request was allowed.
 	DecisionAllow = "allow"
-	DecisionDeny  = "deny"
+	// DecisionDeny: the request was denied; Code and Reason say why.
+	DecisionDeny = "deny"
 )
 
 // Record is one audit entry. The broker fills the descriptive fields;
@@ -158,7 +160,8 @@ type Log struct {
 // lock on it, and recovers the chain head from its last records. It
 // refuses a file that group or others can access, and a file whose tail
 // does not verify (a torn or edited last record): appending to it would
-// chain new records onto unverifiable ones.
+// chain new records onto unverifiable ones. Open reads only the tail;
+// checking the whole file is [Verify]'s job.
 func Open(path string) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -217,6 +220,7 @@ func recoverHead(f *os.File, size int64) (uint64, string, error) {
 		return 0, "", &VerifyError{Reason: "the last record is truncated (no newline at end of file)"}
 	}
 	s := &scanner{anchored: off == 0, prev: Genesis}
+	window := len(buf)
 	if off > 0 {
 		// Skip the partial line the chunk starts in.
 		i := bytes.IndexByte(buf, '\n')
@@ -225,6 +229,10 @@ func recoverHead(f *os.File, size int64) (uint64, string, error) {
 	}
 	if _, err := s.all(bytes.NewReader(buf), nil); err != nil {
 		return 0, "", err
+	}
+	if s.n == 0 {
+		// Security: never restart the chain at Genesis on a non-empty file.
+		return 0, "", &VerifyError{Reason: fmt.Sprintf("no complete record in the last %d bytes", window)}
 	}
 	return s.seq, s.prev, nil
 }

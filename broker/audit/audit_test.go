@@ -322,3 +322,11 @@ func TestVerifyError(t *testing.T) {
 }
 
 func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+func TestOpen_RefusesTailWithoutCompleteRecord(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "huge.jsonl")
+	huge := strings.Repeat("x", 2*MaxRecordBytes+10) + "\n"
+	require.NoError(t, os.WriteFile(p, []byte(huge), 0o600))
+	_, err := Open(p)
+	require.EqualError(t, err, fmt.Sprintf("audit: open %s: audit: no complete record in the last %d bytes", p, 2*MaxRecordBytes+2))
+}

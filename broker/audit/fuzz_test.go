@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,7 +110,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 // verify: canonical encoding must be a fixed point for any input.
 func FuzzAppend(f *testing.F) {
 	f.Add("reason", "\xff\xfe", "key", "value", 1.5)
-	f.Add("<&>\u2028", "\\ufffd", "", "\x00", -0.0)
+	f.Add("<&>\u2028", "\\ufffd", "", "\x00", math.Copysign(0, -1))
 	f.Fuzz(func(t *testing.T, reason, host, key, val string, num float64) {
 		l, err := Open(filepath.Join(t.TempDir(), "f.jsonl"))
 		if err != nil {

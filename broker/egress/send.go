@@ -17,9 +17,12 @@ import (
 
 // Send defaults, used when a [Limits] field is zero.
 const (
-	DefaultMaxRequestBody  = 8 << 20
+	// DefaultMaxRequestBody bounds a request body (8 MiB).
+	DefaultMaxRequestBody = 8 << 20
+	// DefaultMaxResponseBody bounds a response body (8 MiB).
 	DefaultMaxResponseBody = 8 << 20
-	DefaultTimeout         = 30 * time.Second
+	// DefaultTimeout bounds a whole exchange, redirects included.
+	DefaultTimeout = 30 * time.Second
 )
 
 // Limits bounds one [Client.Send]. The zero value applies the defaults and

@@ -11,11 +11,16 @@ import (
 
 // Transport defaults, used when a [TransportConfig] field is zero.
 const (
-	DefaultTLSHandshakeTimeout    = 10 * time.Second
-	DefaultResponseHeaderTimeout  = 30 * time.Second
+	// DefaultTLSHandshakeTimeout bounds a TLS handshake.
+	DefaultTLSHandshakeTimeout = 10 * time.Second
+	// DefaultResponseHeaderTimeout bounds the wait for response headers.
+	DefaultResponseHeaderTimeout = 30 * time.Second
+	// DefaultMaxResponseHeaderBytes bounds response headers.
 	DefaultMaxResponseHeaderBytes = 64 << 10
-	DefaultIdleConnTimeout        = 90 * time.Second
-	DefaultMaxIdleConnsPerHost    = 8
+	// DefaultIdleConnTimeout closes idle keep-alive connections.
+	DefaultIdleConnTimeout = 90 * time.Second
+	// DefaultMaxIdleConnsPerHost bounds idle connections per host.
+	DefaultMaxIdleConnsPerHost = 8
 )
 
 // TransportConfig configures [NewTransport] and [NewClient]. The zero value
