@@ -266,5 +266,6 @@ func FuzzParseManifest(f *testing.F) {
 		require.NoError(t, err, "encoded:\n%s", enc)
 		require.Equal(t, m, again)
 		require.Equal(t, string(enc), string(again.Encode()))
+		_ = Describe(m)
 	})
 }
