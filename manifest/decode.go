@@ -47,6 +47,15 @@ func parseTOML(file string, data []byte) (map[string]any, *posIndex, error) {
 	if len(data) > MaxFileBytes {
 		return nil, nil, tooLarge(file)
 	}
+	// Security: go-toml's duplicate-key check is quadratic in the number of
+	// keys of a table (130k keys take ~17s). The position index is a
+	// linear walk, so it runs first and refuses documents with more keys
+	// or deeper paths than any real manifest or action has.
+	ix, shapeErr := indexPositions(data)
+	if shapeErr != nil {
+		shapeErr.File = file
+		return nil, nil, ErrorList{shapeErr}.err()
+	}
 	var doc map[string]any
 	if err := toml.Unmarshal(data, &doc); err != nil {
 		e := &Error{File: file, Msg: strings.TrimPrefix(err.Error(), "toml: "), Err: ErrSyntax}
@@ -61,11 +70,21 @@ func parseTOML(file string, data []byte) (map[string]any, *posIndex, error) {
 	if doc == nil {
 		doc = map[string]any{}
 	}
-	return doc, indexPositions(data), nil
+	return doc, ix, nil
 }
 
 // position is a 1-based line and column plus the byte offset (for ordering).
 type position struct{ line, col, off int }
+
+// Shape limits, far above what real files need.
+const (
+	// maxKeys bounds the key parts in a document (each part of a dotted
+	// key and of a table header counts).
+	maxKeys = 4096
+	// maxDepth bounds how many parts a path has, counting tables, keys
+	// and array indexes.
+	maxDepth = 48
+)
 
 // posIndex maps a display path ("steps[0].with.text") to where its key and
 // its value start.
@@ -73,6 +92,28 @@ type posIndex struct {
 	lines []int // byte offset of the start of each line
 	keys  map[string]position
 	vals  map[string]position
+	nkeys int    // key parts seen so far
+	err   *Error // first shape limit exceeded
+}
+
+// count charges one key part at depth and reports whether the walk may go
+// on.
+func (ix *posIndex) count(depth int, r unstable.Range) bool {
+	if ix.err != nil {
+		return false
+	}
+	ix.nkeys++
+	switch {
+	case ix.nkeys > maxKeys:
+		ix.err = &Error{Msg: fmt.Sprintf("more than %d keys", maxKeys), Err: ErrTooLarge}
+	case depth > maxDepth:
+		ix.err = &Error{Msg: fmt.Sprintf("keys are nested more than %d levels deep", maxDepth), Err: ErrTooLarge}
+	default:
+		return true
+	}
+	p := ix.at(r)
+	ix.err.Line, ix.err.Col = p.line, p.col
+	return false
 }
 
 func (ix *posIndex) at(r unstable.Range) position {
@@ -134,10 +175,10 @@ func parentPath(path string) string {
 	return path[:i]
 }
 
-// indexPositions walks the document with go-toml's low-level parser. It is
-// only called on data that toml.Unmarshal accepted, so parse errors cannot
-// occur here; if one did, positions would merely be missing.
-func indexPositions(data []byte) *posIndex {
+// indexPositions walks the document with go-toml's low-level parser,
+// recording positions and enforcing the shape limits. A syntax error just
+// ends the walk: toml.Unmarshal reports it properly afterwards.
+func indexPositions(data []byte) (*posIndex, *Error) {
 	ix := &posIndex{lines: []int{0}, keys: map[string]position{}, vals: map[string]position{}}
 	for i, c := range data {
 		if c == '\n' {
@@ -147,8 +188,8 @@ func indexPositions(data []byte) *posIndex {
 	var p unstable.Parser
 	p.Reset(data)
 	arrays := map[string]int{} // array-table path -> elements seen so far
-	current := ""
-	for p.NextExpression() {
+	current, depth := "", 0
+	for ix.err == nil && p.NextExpression() {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
@@ -158,7 +199,12 @@ func indexPositions(data []byte) *posIndex {
 				parts = append(parts, it.Node())
 			}
 			path := ""
+			depth = 0
 			for i, k := range parts {
+				depth++
+				if !ix.count(depth, k.Raw) {
+					break
+				}
 				path = joinPath(path, string(k.Data))
 				ix.setKey(path, k.Raw)
 				if i < len(parts)-1 || e.Kind == unstable.Table {
@@ -166,6 +212,7 @@ func indexPositions(data []byte) *posIndex {
 					// last element, as in TOML.
 					if n := arrays[path]; n > 0 {
 						path = indexPath(path, n-1)
+						depth++
 					}
 				}
 			}
@@ -173,33 +220,44 @@ func indexPositions(data []byte) *posIndex {
 				n := arrays[path]
 				arrays[path] = n + 1
 				path = indexPath(path, n)
+				depth++
 				ix.setKey(path, parts[0].Raw)
 			}
 			current = path
 		case unstable.KeyValue:
-			ix.keyValue(current, e)
+			ix.keyValue(current, depth, e)
 		}
 	}
-	return ix
+	return ix, ix.err
 }
 
-func (ix *posIndex) keyValue(base string, kv *unstable.Node) {
+func (ix *posIndex) keyValue(base string, depth int, kv *unstable.Node) {
 	path := base
 	it := kv.Key()
 	for it.Next() {
 		k := it.Node()
+		depth++
+		if !ix.count(depth, k.Raw) {
+			return
+		}
 		path = joinPath(path, string(k.Data))
 		ix.setKey(path, k.Raw)
 	}
-	ix.value(path, kv.Value())
+	ix.value(path, depth, kv.Value())
 }
 
-func (ix *posIndex) value(path string, v *unstable.Node) {
-	if v == nil {
+func (ix *posIndex) value(path string, depth int, v *unstable.Node) {
+	if v == nil || ix.err != nil {
 		return
 	}
 	switch v.Kind {
 	case unstable.Array:
+		if depth+1 > maxDepth {
+			// Arrays carry no range of their own: point at the key.
+			p := ix.key(path)
+			ix.err = &Error{Line: p.line, Col: p.col, Msg: fmt.Sprintf("keys are nested more than %d levels deep", maxDepth), Err: ErrTooLarge}
+			return
+		}
 		i := 0
 		it := v.Children()
 		for it.Next() {
@@ -207,7 +265,7 @@ func (ix *posIndex) value(path string, v *unstable.Node) {
 			if c.Kind == unstable.Comment {
 				continue
 			}
-			ix.value(indexPath(path, i), c)
+			ix.value(indexPath(path, i), depth+1, c)
 			i++
 		}
 	case unstable.InlineTable:
@@ -215,7 +273,7 @@ func (ix *posIndex) value(path string, v *unstable.Node) {
 		it := v.Children()
 		for it.Next() {
 			if c := it.Node(); c.Kind == unstable.KeyValue {
-				ix.keyValue(path, c)
+				ix.keyValue(path, depth, c)
 			}
 		}
 	default:

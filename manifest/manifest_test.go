@@ -3,6 +3,7 @@ package manifest
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,6 +175,26 @@ func TestParseManifest_Errors(t *testing.T) {
 			sentinel: ErrTooLarge,
 		},
 		{
+			// go-toml's duplicate-key check is quadratic per table; the
+			// shape check refuses such files before it runs.
+			name:     "too many keys",
+			in:       manyKeys(5000),
+			want:     `m.toml:4097:1: more than 4096 keys`,
+			sentinel: ErrTooLarge,
+		},
+		{
+			name:     "dotted key too deep",
+			in:       strings.Repeat("a.", 60) + "b = 1\n",
+			want:     `m.toml:1:97: keys are nested more than 48 levels deep`,
+			sentinel: ErrTooLarge,
+		},
+		{
+			name:     "array too deep",
+			in:       "x = " + strings.Repeat("[", 60) + strings.Repeat("]", 60) + "\n",
+			want:     `m.toml:1:1: keys are nested more than 48 levels deep`,
+			sentinel: ErrTooLarge,
+		},
+		{
 			name:     "quoted key is not bare",
 			in:       manifestWith("[capabilities]\n\"network \" = {}\n"),
 			want:     `m.toml:9:1: capabilities."network ": unknown field "network " in [capabilities]; known fields: credential, network, runtime`,
@@ -190,6 +211,14 @@ func TestParseManifest_Errors(t *testing.T) {
 			require.Equal(t, "m.toml", e.File)
 		})
 	}
+}
+
+func manyKeys(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "k%d = 1\n", i)
+	}
+	return b.String()
 }
 
 func TestParseManifest_AllProblemsAtOnce(t *testing.T) {
