@@ -11,8 +11,10 @@ import (
 type CapabilityDiff struct {
 	// Connector is the new manifest's canonical FQN.
 	Connector string `json:"connector"`
-	// OldVersion is empty when there is no old manifest.
+	// OldVersion is the old manifest's version; empty when there is no
+	// old manifest.
 	OldVersion string `json:"old_version,omitempty"`
+	// NewVersion is the new manifest's version.
 	NewVersion string `json:"new_version"`
 	// HostsAdded and HostsRemoved are canonical host:port entries.
 	HostsAdded   []string `json:"hosts_added,omitempty"`

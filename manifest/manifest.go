@@ -205,7 +205,7 @@ func (d *decoder) manifest(doc map[string]any) *Manifest {
 		intents, idx, present := d.strs(p, "intents", maxIntents)
 		if !present {
 			d.missing(p, "intents", "list the intents the connector implements")
-		} else if len(intents) == 0 && len(idx) == 0 {
+		} else if raw, _ := p.m["intents"].([]any); len(raw) == 0 {
 			d.failVal(joinPath(p.path, "intents"), ErrMissing, "must list at least one intent")
 		}
 		m.Provides.Intents = d.uniqueIdents(joinPath(p.path, "intents"), intents, idx, "intent")
