@@ -100,6 +100,8 @@ type Record struct {
 	RunID string `json:"run_id,omitempty"`
 	// Step is the step id within the action.
 	Step string `json:"step,omitempty"`
+	// Via says how the run was started: "cli", "mcp" or "serve".
+	Via string `json:"via,omitempty"`
 	// Connector is the connector's FQN and version.
 	Connector string `json:"connector,omitempty"`
 	// Intent is the connector intent being run.
@@ -135,8 +137,6 @@ type Record struct {
 
 // Errors from [Open] and [Log.Append].
 var (
-	// ErrLocked is returned by Open when another process holds the log.
-	ErrLocked = errors.New("audit log is locked by another process")
 	// ErrClosed is returned by Append after Close.
 	ErrClosed = errors.New("audit log is closed")
 )
@@ -149,6 +149,7 @@ type Log struct {
 	path string
 	seq  uint64 // seq of the last record written
 	head string // hash of the last record written
+	size int64  // file size after the last record this Log wrote or read
 	err  error  // sticky: set when a write or fsync failed
 	sync bool   // fsync per record; only tests and benchmarks turn it off
 
@@ -156,12 +157,15 @@ type Log struct {
 	synced uint64     // seq of the last record known to be on disk
 }
 
-// Open opens or creates the log at path (mode 0600), takes an exclusive
-// lock on it, and recovers the chain head from its last records. It
-// refuses a file that group or others can access, and a file whose tail
-// does not verify (a torn or edited last record): appending to it would
-// chain new records onto unverifiable ones. Open reads only the tail;
-// checking the whole file is [Verify]'s job.
+// Open opens or creates the log at path (mode 0600) and recovers the chain
+// head from its last records. It refuses a file that group or others can
+// access, and a file whose tail does not verify (a torn or edited last
+// record): appending to it would chain new records onto unverifiable ones.
+// Open reads only the tail; checking the whole file is [Verify]'s job.
+//
+// Several processes may append to one log (each `aileron run` has its own
+// broker): every append takes an exclusive lock on the file, and if another
+// process appended since, re-reads the head before chaining onto it.
 func Open(path string) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
@@ -187,7 +191,12 @@ func open(f *os.File, path string) (*Log, error) {
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("audit: open %s: mode %#o gives access to group or others; want 0600", path, perm)
 	}
-	if err := lockFile(f); err != nil {
+	unlock, err := lockFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	defer unlock()
+	if fi, err = f.Stat(); err != nil {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	seq, head, err := recoverHead(f, fi.Size())
@@ -201,7 +210,7 @@ func open(f *os.File, path string) (*Log, error) {
 			d.Close()
 		}
 	}
-	return &Log{f: f, path: path, seq: seq, head: head, sync: true}, nil
+	return &Log{f: f, path: path, seq: seq, head: head, size: fi.Size(), sync: true}, nil
 }
 
 // recoverHead verifies the last records of the file and returns the seq
@@ -260,6 +269,26 @@ func (l *Log) write(r Record) (uint64, bool, error) {
 	if l.err != nil {
 		return 0, false, fmt.Errorf("audit: append: an earlier write failed, the log may be torn: %w", l.err)
 	}
+	// Security: the file lock keeps two processes from chaining onto the
+	// same head; a head another process moved is re-read, and verified,
+	// before we chain onto it.
+	unlock, err := lockFile(l.f)
+	if err != nil {
+		l.err = err
+		return 0, false, fmt.Errorf("audit: append: %w", err)
+	}
+	defer unlock()
+	fi, err := l.f.Stat()
+	if err != nil {
+		return 0, false, fmt.Errorf("audit: append: %w", err)
+	}
+	if fi.Size() != l.size {
+		seq, head, err := recoverHead(l.f, fi.Size())
+		if err != nil {
+			return 0, false, fmt.Errorf("audit: append: another writer left the log unverifiable: %w", err)
+		}
+		l.seq, l.head, l.size = seq, head, fi.Size()
+	}
 	r.Seq, r.Prev, r.Hash = l.seq+1, l.head, ""
 	if r.Time.IsZero() {
 		r.Time = time.Now()
@@ -276,7 +305,7 @@ func (l *Log) write(r Record) (uint64, bool, error) {
 		l.err = err
 		return 0, false, fmt.Errorf("audit: append: %w", err)
 	}
-	l.seq, l.head = r.Seq, hash
+	l.seq, l.head, l.size = r.Seq, hash, l.size+int64(len(line))
 	return r.Seq, l.sync, nil
 }
 

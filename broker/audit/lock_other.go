@@ -6,4 +6,4 @@ import "os"
 
 // lockFile is a no-op where flock(2) does not exist; one broker per log is
 // then the operator's responsibility.
-func lockFile(*os.File) error { return nil }
+func lockFile(*os.File) (func(), error) { return func() {}, nil }

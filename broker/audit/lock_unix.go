@@ -3,17 +3,22 @@
 package audit
 
 import (
-	"errors"
 	"os"
 	"syscall"
 )
 
-// lockFile takes an exclusive advisory lock so two brokers never interleave
-// records in one chain.
-func lockFile(f *os.File) error {
-	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return ErrLocked
+// lockFile takes an exclusive advisory lock for one append, so records of
+// two brokers never interleave or chain onto the same head. The kernel drops
+// the lock if the holder dies.
+func lockFile(f *os.File) (unlock func(), err error) {
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if err != syscall.EINTR {
+			break
+		}
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }, nil
 }

@@ -39,6 +39,12 @@ type Dialer struct {
 	// declared names at loopback servers. Its addresses are vetted like
 	// resolved ones.
 	Hosts map[string][]netip.Addr
+	// Routes is an optional static map from lower-case "host:port" to the
+	// address and port to connect to instead, consulted before Hosts and
+	// Resolver. Tests and demos run fake services on loopback ports behind
+	// real names with it. The routed address is vetted like a resolved one;
+	// TLS still verifies the declared name.
+	Routes map[string]netip.AddrPort
 }
 
 // DialContext resolves the host in addr once, denies the whole name if any
@@ -78,6 +84,15 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
+	if r, ok := d.Routes[strings.ToLower(hp)]; ok {
+		ip := r.Addr().Unmap()
+		if c, what := d.Policy.check(ip); !c.Allowed() {
+			c.Host, c.Port = hostText, port
+			c.Reason = fmt.Sprintf("host %s is routed to %s, which is %s", hp, ip, what)
+			return nil, &DeniedError{c}
+		}
+		return d.dialVetted(ctx, network, hostText, netip.AddrPortFrom(ip, r.Port()))
+	}
 	addrs, err := d.resolve(ctx, lookupNet, hostText)
 	if err != nil {
 		var de *DeniedError
