@@ -1,0 +1,189 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+	"github.com/stretchr/testify/require"
+
+	"aileron.dev/aileron/sdk/abi"
+)
+
+// fakeServices records what the host functions passed on.
+type fakeServices struct {
+	mu     sync.Mutex
+	reqs   []*abi.HTTPRequest
+	audits []*abi.AuditEvent
+	logs   []abi.LogRecord
+	resp   *abi.HTTPResponse
+	err    error
+}
+
+func (f *fakeServices) HTTP(_ context.Context, req *abi.HTTPRequest) (*abi.HTTPResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reqs = append(f.reqs, req)
+	if f.err != nil {
+		return nil, f.err
+	}
+	if f.resp != nil {
+		return f.resp, nil
+	}
+	return &abi.HTTPResponse{Status: 200, Body: []byte("pong")}, nil
+}
+
+func (f *fakeServices) Audit(_ context.Context, ev *abi.AuditEvent) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.audits = append(f.audits, ev)
+	return nil
+}
+
+func (f *fakeServices) Log(rec abi.LogRecord) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logs = append(f.logs, rec)
+}
+
+var testEngine = sync.OnceValue(NewEngine)
+
+// writeStdout returns WAT that writes s to fd 1 from offset 1024.
+func watCommand(body string, data string) string {
+	return fmt.Sprintf(`(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 1024) %q)
+  (func $print
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const %d))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "_start") %s))`, data, len(data), body)
+}
+
+func compileWAT(t testing.TB, wat string) *wasmtime.Module {
+	t.Helper()
+	wasm, err := wasmtime.Wat2Wasm(wat)
+	require.NoError(t, err)
+	art, err := Compile(testEngine(), wasm)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "m.cwasm")
+	require.NoError(t, os.WriteFile(path, art, 0o600))
+	m, err := Load(testEngine(), path)
+	require.NoError(t, err)
+	t.Cleanup(m.Close)
+	return m
+}
+
+func newRunner(t testing.TB, wat string, caps []string, lim Limits, svc Services) *Runner {
+	t.Helper()
+	r, err := NewRunner(testEngine(), compileWAT(t, wat), caps, lim, svc, t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	return r
+}
+
+func invocation(t testing.TB) []byte {
+	b, err := json.Marshal(abi.Invocation{ABI: abi.Version, ID: "run1/step1", Attempt: 1, Intent: "x", Input: json.RawMessage(`{}`)})
+	require.NoError(t, err)
+	return b
+}
+
+func TestInvoke_OK(t *testing.T) {
+	r := newRunner(t, watCommand("(call $print)", `{"ok":true,"output":{"hi":1}}`), nil, Limits{}, &fakeServices{})
+	out, err := r.Invoke(context.Background(), invocation(t))
+	require.NoError(t, err)
+	require.True(t, out.Result.OK)
+	require.JSONEq(t, `{"hi":1}`, string(out.Result.Output))
+}
+
+func TestInvoke_Failures(t *testing.T) {
+	const forever = "(loop $l (br $l))"
+	tests := []struct {
+		name     string
+		wat      string
+		caps     []string
+		lim      Limits
+		code     string
+		contains string
+	}{
+		{name: "unreachable", wat: watCommand("unreachable", ""), code: abi.CodeTrap, contains: "connector trapped (unreachable)"},
+		{name: "loops_forever", wat: watCommand(forever, ""), lim: Limits{Deadline: 200 * time.Millisecond}, code: abi.CodeDeadline, contains: "deadline exceeded: the invocation ran longer than 200ms"},
+		{name: "memory_bomb", wat: watCommand("(loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable", ""), lim: Limits{MemoryBytes: 2 << 20}, code: abi.CodeMemoryLimit, contains: "memory limit 2 MiB exceeded"},
+		{name: "garbage_stdout", wat: watCommand("(call $print)", "{not json"), code: abi.CodeBadResult, contains: "connector stdout is not a result document"},
+		{name: "no_stdout", wat: watCommand("nop", ""), code: abi.CodeBadResult, contains: "connector wrote no result to stdout"},
+		{name: "two_documents", wat: watCommand("(call $print)", `{"ok":true,"output":1}{"ok":true,"output":2}`), code: abi.CodeBadResult, contains: "more than one JSON document"},
+		{name: "ok_and_error", wat: watCommand("(call $print)", `{"ok":true,"error":{"code":"x","message":"y"}}`), code: abi.CodeBadResult, contains: `"ok":true with "output"`},
+		{name: "unknown_result_field", wat: watCommand("(call $print)", `{"ok":true,"output":1,"credential":"x"}`), code: abi.CodeBadResult, contains: "unknown field"},
+		{name: "output_too_large", wat: watCommand("(call $print)", `{"ok":true,"output":"`+strings.Repeat("a", 200)+`"}`), lim: Limits{StdoutBytes: 100}, code: abi.CodeOutputTooLarge, contains: "connector output exceeds 100 bytes"},
+		{name: "stack_overflow", wat: `(module (memory (export "memory") 1) (func $f (call $f)) (func (export "_start") (call $f)))`, code: abi.CodeTrap, contains: "stack overflow"},
+		{name: "no_start", wat: `(module (memory (export "memory") 1))`, code: abi.CodeBadResult, contains: "no _start"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRunner(t, tt.wat, tt.caps, tt.lim, &fakeServices{})
+			start := time.Now()
+			_, err := r.Invoke(context.Background(), invocation(t))
+			var f *Failure
+			require.ErrorAs(t, err, &f)
+			require.Equal(t, tt.code, f.Code, f.Message)
+			require.Contains(t, f.Message, tt.contains)
+			if tt.lim.Deadline > 0 {
+				// Generous bound: the point is "stopped", not a timing claim.
+				require.Less(t, time.Since(start), tt.lim.Deadline+2*time.Second)
+			}
+		})
+	}
+}
+
+func TestInvoke_FreshStorePerInvocation(t *testing.T) {
+	// A global incremented by each _start must start from zero every time:
+	// nothing survives between invocations.
+	wat := `(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (global $g (mut i32) (i32.const 0))
+  (func (export "_start")
+    (global.set $g (i32.add (global.get $g) (i32.const 1)))
+    (call $exit (global.get $g))))`
+	r := newRunner(t, wat, nil, Limits{}, &fakeServices{})
+	for i := 0; i < 3; i++ {
+		_, err := r.Invoke(context.Background(), invocation(t))
+		var f *Failure
+		require.ErrorAs(t, err, &f)
+		require.Equal(t, abi.CodeExit, f.Code)
+		require.Contains(t, f.Message, "status 1", "invocation %d saw state from an earlier one", i)
+	}
+}
+
+func TestNewRunner_UndeclaredImport(t *testing.T) {
+	wat := `(module
+  (import "aileron_v1" "http_send" (func (param i32 i32 i32) (result i32)))
+  (import "aileron_v1" "result_read" (func (param i32 i32) (result i32)))
+  (import "env" "mystery" (func))
+  (memory (export "memory") 1)
+  (func (export "_start")))`
+	_, err := NewRunner(testEngine(), compileWAT(t, wat), []string{abi.CapLog}, Limits{}, &fakeServices{}, t.TempDir())
+	var f *Failure
+	require.ErrorAs(t, err, &f)
+	require.Equal(t, abi.CodeUndeclaredImport, f.Code)
+	require.Equal(t, `module imports what its manifest does not declare: [aileron_v1.http_send (declare "wasi:http/outgoing-handler" in [capabilities.runtime] imports) aileron_v1.result_read (declare "wasi:http/outgoing-handler" in [capabilities.runtime] imports) env.mystery]`, f.Message)
+
+	_, err = NewRunner(testEngine(), compileWAT(t, strings.Replace(wat, `(import "env" "mystery" (func))`, "", 1)), []string{abi.CapHTTP}, Limits{}, &fakeServices{}, t.TempDir())
+	require.NoError(t, err)
+}
+
+func TestNewRunner_ImportedMemoryIsNeverGranted(t *testing.T) {
+	wat := `(module (import "wasi_snapshot_preview1" "fd_write" (memory 1)) (func (export "_start")))`
+	_, err := NewRunner(testEngine(), compileWAT(t, wat), nil, Limits{}, &fakeServices{}, t.TempDir())
+	var f *Failure
+	require.ErrorAs(t, err, &f)
+	require.Equal(t, abi.CodeUndeclaredImport, f.Code)
+}

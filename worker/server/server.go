@@ -1,0 +1,300 @@
+// Package server implements the worker side of the [worker.Worker]
+// contract: it runs one connector module with worker/host, reaches the
+// broker only through the channel the supervisor handed it, and locks the
+// process down with worker/sandbox before it loads anything untrusted.
+//
+// It imports its parent package for the contract types: the parent must stay
+// free of cgo so the supervisor can speak the contract without linking
+// wasmtime (docs/RATIONALE.md, "Why is the worker implementation a
+// subpackage?").
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+	"github.com/hashicorp/go-hclog"
+
+	"aileron.dev/aileron/broker/channel"
+	"aileron.dev/aileron/sdk/abi"
+	"aileron.dev/aileron/worker"
+	"aileron.dev/aileron/worker/host"
+)
+
+// Errors returned to the supervisor for calls out of order.
+var (
+	// ErrNotSandboxed is returned by Load before Sandbox succeeded.
+	ErrNotSandboxed = errors.New("worker is not sandboxed yet: call Sandbox first")
+	// ErrNotLoaded is returned by Invoke before Load succeeded.
+	ErrNotLoaded = errors.New("no module loaded: call Load first")
+	// ErrAlreadyLoaded is returned by a second Load: a worker serves one
+	// connector for one run.
+	ErrAlreadyLoaded = errors.New("worker already bound to a connector")
+)
+
+// Server is one worker process's implementation of [worker.Worker].
+type Server struct {
+	log     hclog.Logger
+	scratch string
+	brokerf *os.File
+
+	mu        sync.Mutex
+	engine    *wasmtime.Engine
+	sandboxed bool
+	connector string
+	module    *wasmtime.Module
+	runner    *host.Runner
+}
+
+var _ worker.Worker = (*Server)(nil)
+
+// Main is the worker binary's main: it serves the contract over go-plugin
+// and returns the exit status.
+func Main() int {
+	log := hclog.New(&hclog.LoggerOptions{
+		Name:       "worker",
+		Level:      hclog.Info,
+		Output:     os.Stderr,
+		JSONFormat: true,
+	})
+	if os.Getenv(worker.Handshake.MagicCookieKey) != worker.Handshake.MagicCookieValue {
+		fmt.Fprintln(os.Stderr, "aileron-worker is started by aileron; it is not meant to be run by hand")
+		return 2
+	}
+	s, err := New(log)
+	if err != nil {
+		log.Error("worker start failed", "error", err)
+		return 1
+	}
+	worker.Serve(s)
+	return 0
+}
+
+// New prepares a server from the environment the supervisor set.
+func New(log hclog.Logger) (*Server, error) {
+	scratch := os.Getenv(worker.EnvScratch)
+	if scratch == "" {
+		return nil, fmt.Errorf("%s is not set", worker.EnvScratch)
+	}
+	fd := worker.BrokerFD
+	if v := os.Getenv(worker.EnvBrokerFD); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", worker.EnvBrokerFD, err)
+		}
+		fd = n
+	}
+	return &Server{log: log, scratch: scratch, brokerf: os.NewFile(uintptr(fd), "broker-channel")}, nil
+}
+
+// Sandbox implements worker.Worker.
+func (s *Server) Sandbox(a worker.SandboxArgs) (worker.SandboxReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	reply, err := lockdown(a)
+	reply.ConfigID = host.ConfigID()
+	if err != nil {
+		return reply, err
+	}
+	s.sandboxed = true
+	return reply, nil
+}
+
+// Compile implements worker.Worker. Compiling is processing untrusted input,
+// so it happens here, in a sandboxed worker, not in the supervisor.
+func (s *Server) Compile(a worker.CompileArgs) (worker.CompileReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.sandboxed {
+		return worker.CompileReply{}, ErrNotSandboxed
+	}
+	wasm, err := os.ReadFile(a.WasmPath)
+	if err != nil {
+		return worker.CompileReply{}, fmt.Errorf("read module: %w", err)
+	}
+	art, err := host.Compile(s.engineLocked(), wasm)
+	if err != nil {
+		return worker.CompileReply{}, err
+	}
+	return worker.CompileReply{Artifact: art, ConfigID: host.ConfigID()}, nil
+}
+
+func (s *Server) engineLocked() *wasmtime.Engine {
+	if s.engine == nil {
+		s.engine = host.NewEngine()
+	}
+	return s.engine
+}
+
+// Load implements worker.Worker.
+func (s *Server) Load(a worker.LoadArgs) (worker.LoadReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.sandboxed {
+		return worker.LoadReply{}, ErrNotSandboxed
+	}
+	if s.runner != nil {
+		return worker.LoadReply{}, ErrAlreadyLoaded
+	}
+	if a.ConfigID != host.ConfigID() {
+		return worker.LoadReply{}, fmt.Errorf("compiled module was built for %q, this worker runs %q", a.ConfigID, host.ConfigID())
+	}
+	m, err := host.Load(s.engineLocked(), a.ArtifactPath)
+	if err != nil {
+		return worker.LoadReply{}, err
+	}
+	svc := &brokerServices{f: s.brokerf, log: s.log.With("connector", a.Connector)}
+	r, err := host.NewRunner(s.engine, m, a.Capabilities, limitsFrom(a.Limits), svc, s.scratch)
+	if err != nil {
+		m.Close()
+		var f *host.Failure
+		if errors.As(err, &f) {
+			return worker.LoadReply{Failure: &worker.Failure{Code: f.Code, Message: f.Message}}, nil
+		}
+		return worker.LoadReply{}, err
+	}
+	s.connector, s.module, s.runner = a.Connector, m, r
+	return worker.LoadReply{}, nil
+}
+
+func limitsFrom(l worker.Limits) host.Limits {
+	return host.Limits{
+		Deadline:      time.Duration(l.DeadlineMS) * time.Millisecond,
+		MemoryBytes:   l.MemoryBytes,
+		TableElements: l.TableElements,
+		StdoutBytes:   l.StdoutBytes,
+		StderrBytes:   l.StderrBytes,
+		HostCalls:     l.HostCalls,
+	}
+}
+
+// Invoke implements worker.Worker.
+func (s *Server) Invoke(a worker.InvokeArgs) (worker.InvokeReply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runner == nil {
+		return worker.InvokeReply{}, ErrNotLoaded
+	}
+	out, err := s.runner.Invoke(context.Background(), a.Invocation)
+	var reply worker.InvokeReply
+	if out != nil {
+		reply.Stderr, reply.StderrTruncated = out.Stderr, out.StderrTruncated
+		reply.HostCalls, reply.DurationNS = out.HostCalls, out.Duration.Nanoseconds()
+	}
+	if err != nil {
+		var f *host.Failure
+		if errors.As(err, &f) {
+			reply.Failure = &worker.Failure{Code: f.Code, Message: f.Message}
+			return reply, nil
+		}
+		return reply, err
+	}
+	reply.Result, err = jsonMarshal(out.Result)
+	return reply, err
+}
+
+// brokerServices implements host.Services over the broker channel.
+type brokerServices struct {
+	mu   sync.Mutex
+	f    *os.File
+	conn net.Conn
+	log  hclog.Logger
+}
+
+func (b *brokerServices) connLocked() (net.Conn, error) {
+	if b.conn == nil {
+		c, err := net.FileConn(b.f)
+		if err != nil {
+			return nil, fmt.Errorf("broker channel: %w", err)
+		}
+		b.conn = c
+	}
+	return b.conn, nil
+}
+
+func (b *brokerServices) roundTrip(ctx context.Context, req *channel.Request) (*channel.Response, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	c, err := b.connLocked()
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+		defer c.SetDeadline(time.Time{})
+	}
+	if err := channel.WriteFrame(c, req); err != nil {
+		return nil, fmt.Errorf("send to broker: %w", err)
+	}
+	var resp channel.Response
+	if err := channel.ReadFrame(c, &resp); err != nil {
+		return nil, fmt.Errorf("receive from broker: %w", err)
+	}
+	return &resp, nil
+}
+
+// HTTP implements host.Services.
+func (b *brokerServices) HTTP(ctx context.Context, req *abi.HTTPRequest) (*abi.HTTPResponse, error) {
+	resp, err := b.roundTrip(ctx, &channel.Request{Op: channel.OpHTTP, HTTP: req})
+	if err != nil {
+		code := abi.ErrnoUnavailable
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, &host.CallError{Errno: code, Err: abi.Error{Code: abi.CodeDeadline, Message: "deadline exceeded while waiting for the broker"}}
+		}
+		return nil, &host.CallError{Errno: code, Err: abi.Error{Code: code.String(), Message: err.Error()}}
+	}
+	if resp.Errno != abi.ErrnoOK || resp.HTTP == nil {
+		e := abi.Error{Code: resp.Errno.String(), Message: "broker refused the request"}
+		if resp.Error != nil {
+			e = *resp.Error
+		}
+		errno := resp.Errno
+		if errno == abi.ErrnoOK {
+			errno = abi.ErrnoInternal
+		}
+		return nil, &host.CallError{Errno: errno, Err: e}
+	}
+	return resp.HTTP, nil
+}
+
+// Audit implements host.Services.
+func (b *brokerServices) Audit(ctx context.Context, ev *abi.AuditEvent) error {
+	resp, err := b.roundTrip(ctx, &channel.Request{Op: channel.OpAudit, Audit: ev})
+	if err != nil {
+		return err
+	}
+	if resp.Errno != abi.ErrnoOK {
+		if resp.Error != nil {
+			return resp.Error
+		}
+		return errors.New(resp.Errno.String())
+	}
+	return nil
+}
+
+// Log implements host.Services: connector records go to the worker's JSON
+// stderr, which go-plugin relays into the supervisor's log.
+func (b *brokerServices) Log(rec abi.LogRecord) {
+	args := make([]any, 0, 2+2*len(rec.Fields))
+	args = append(args, "source", "connector")
+	for k, v := range rec.Fields {
+		args = append(args, "connector."+k, v)
+	}
+	switch rec.Level {
+	case "debug":
+		b.log.Debug(rec.Msg, args...)
+	case "warn":
+		b.log.Warn(rec.Msg, args...)
+	case "error":
+		b.log.Error(rec.Msg, args...)
+	default:
+		b.log.Info(rec.Msg, args...)
+	}
+}

@@ -1,0 +1,234 @@
+// Package worker is the contract between the supervisor and a worker
+// process: the go-plugin handshake, the RPC interface and its arguments.
+//
+// A worker is a short-lived process that runs one connector for one action
+// run. The supervisor starts it through go-plugin, then calls, in order:
+//
+//  1. [Worker.Sandbox] once: the worker locks itself down (Landlock,
+//     seccomp) before it touches anything untrusted;
+//  2. [Worker.Load] once: map the compiled module and bind it to its grant;
+//  3. [Worker.Invoke] once per step of the run that uses the connector;
+//
+// and then kills the process. Nothing survives in worker memory.
+//
+// This package holds only the contract, so the supervisor can speak it
+// without linking wasmtime; the implementation is worker/server (which
+// imports this package for the types, a deliberate exception to "children
+// never import their parent", see docs/RATIONALE.md).
+package worker
+
+import (
+	"net/rpc"
+
+	"github.com/hashicorp/go-plugin"
+)
+
+// Handshake is the go-plugin handshake of the worker binary. The cookie is
+// not a security measure (go-plugin says so); it stops a person from running
+// the worker binary by hand by mistake.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  1,
+	MagicCookieKey:   "AILERON_WORKER",
+	MagicCookieValue: "9b6a1c0e-worker-v1",
+}
+
+// PluginName is the name the worker's RPC service is dispensed under.
+const PluginName = "worker"
+
+// Environment variables the supervisor sets for a worker (the worker's
+// environment is otherwise empty).
+const (
+	// EnvScratch names the private directory the worker may write: the
+	// standard streams of each invocation live there.
+	EnvScratch = "AILERON_WORKER_SCRATCH"
+	// EnvBrokerFD is the file descriptor number of the broker channel.
+	EnvBrokerFD = "AILERON_WORKER_BROKER_FD"
+)
+
+// BrokerFD is the descriptor the broker channel arrives on (ExtraFiles[0]).
+const BrokerFD = 3
+
+// SandboxArgs says how the worker must lock itself down.
+type SandboxArgs struct {
+	// ReadOnlyPaths may still be read after lockdown (the compiled-module
+	// cache).
+	ReadOnlyPaths []string
+	// Strict makes a missing isolation layer an error instead of a
+	// warning.
+	Strict bool
+}
+
+// SandboxReply reports what was applied.
+type SandboxReply struct {
+	// ConfigID identifies the worker's wasmtime version and engine
+	// configuration: compiled artifacts are cached under it.
+	ConfigID string
+	// Applied names each active layer, e.g. "landlock:v7", "seccomp".
+	Applied []string
+	// Missing names each requested layer that could not be applied, with
+	// the reason.
+	Missing []string
+}
+
+// CompileArgs asks the worker to compile a module.
+type CompileArgs struct {
+	// WasmPath is the module to compile.
+	WasmPath string
+}
+
+// CompileReply carries the serialized machine code.
+type CompileReply struct {
+	Artifact []byte
+	// ConfigID identifies the engine configuration that produced it.
+	ConfigID string
+}
+
+// Limits bound each invocation; zero fields mean the worker's defaults.
+type Limits struct {
+	DeadlineMS    int64
+	MemoryBytes   int64
+	TableElements int64
+	StdoutBytes   int64
+	StderrBytes   int64
+	HostCalls     int
+}
+
+// LoadArgs binds the worker to one connector.
+type LoadArgs struct {
+	// Connector is the connector's FQN, for logs and errors.
+	Connector string
+	// ArtifactPath is the compiled module; the supervisor verified its
+	// hash before sending it.
+	ArtifactPath string
+	// ConfigID must equal the worker's engine configuration.
+	ConfigID string
+	// Capabilities are the runtime import capability IDs granted.
+	Capabilities []string
+	// Limits bound each invocation.
+	Limits Limits
+}
+
+// InvokeArgs runs one invocation.
+type InvokeArgs struct {
+	// Invocation is a JSON abi.Invocation.
+	Invocation []byte
+}
+
+// Failure is an invocation that produced no result; Code is one of the
+// abi.Code* values.
+type Failure struct {
+	Code    string
+	Message string
+}
+
+func (f *Failure) Error() string { return f.Message }
+
+// InvokeReply is the outcome of one invocation.
+type InvokeReply struct {
+	// Result is the connector's JSON abi.Result when Failure is nil.
+	Result []byte
+	// Failure is set when the invocation produced no result.
+	Failure *Failure
+	// Stderr is the captured connector log (size-limited).
+	Stderr          []byte
+	StderrTruncated bool
+	HostCalls       int
+	DurationNS      int64
+}
+
+// Worker is the RPC interface a worker serves.
+type Worker interface {
+	Sandbox(SandboxArgs) (SandboxReply, error)
+	Compile(CompileArgs) (CompileReply, error)
+	Load(LoadArgs) (LoadReply, error)
+	Invoke(InvokeArgs) (InvokeReply, error)
+}
+
+// LoadReply reports a module the worker refused to bind.
+type LoadReply struct {
+	// Failure is set when the module cannot run under its grant, e.g. an
+	// undeclared import (abi.CodeUndeclaredImport).
+	Failure *Failure
+}
+
+// Plugin is the go-plugin glue for [Worker] over net/rpc.
+type Plugin struct {
+	// Impl is set on the worker side only.
+	Impl Worker
+}
+
+// Server implements plugin.Plugin.
+func (p *Plugin) Server(*plugin.MuxBroker) (any, error) { return &rpcServer{impl: p.Impl}, nil }
+
+// Client implements plugin.Plugin.
+func (p *Plugin) Client(_ *plugin.MuxBroker, c *rpc.Client) (any, error) {
+	return &Client{c: c}, nil
+}
+
+// PluginMap is the plugin set both sides use.
+func PluginMap(impl Worker) map[string]plugin.Plugin {
+	return map[string]plugin.Plugin{PluginName: &Plugin{Impl: impl}}
+}
+
+// Serve runs impl as a go-plugin worker until the supervisor kills it.
+func Serve(impl Worker) {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         PluginMap(impl),
+	})
+}
+
+// Client is the supervisor's side of the RPC interface.
+type Client struct{ c *rpc.Client }
+
+var _ Worker = (*Client)(nil)
+
+// Sandbox implements Worker.
+func (c *Client) Sandbox(a SandboxArgs) (SandboxReply, error) {
+	var r SandboxReply
+	err := c.c.Call("Plugin.Sandbox", a, &r)
+	return r, err
+}
+
+// Compile implements Worker.
+func (c *Client) Compile(a CompileArgs) (CompileReply, error) {
+	var r CompileReply
+	err := c.c.Call("Plugin.Compile", a, &r)
+	return r, err
+}
+
+// Load implements Worker.
+func (c *Client) Load(a LoadArgs) (LoadReply, error) {
+	var r LoadReply
+	err := c.c.Call("Plugin.Load", a, &r)
+	return r, err
+}
+
+// Invoke implements Worker.
+func (c *Client) Invoke(a InvokeArgs) (InvokeReply, error) {
+	var r InvokeReply
+	err := c.c.Call("Plugin.Invoke", a, &r)
+	return r, err
+}
+
+type rpcServer struct{ impl Worker }
+
+func (s *rpcServer) Sandbox(a SandboxArgs, r *SandboxReply) (err error) {
+	*r, err = s.impl.Sandbox(a)
+	return err
+}
+
+func (s *rpcServer) Compile(a CompileArgs, r *CompileReply) (err error) {
+	*r, err = s.impl.Compile(a)
+	return err
+}
+
+func (s *rpcServer) Load(a LoadArgs, r *LoadReply) (err error) {
+	*r, err = s.impl.Load(a)
+	return err
+}
+
+func (s *rpcServer) Invoke(a InvokeArgs, r *InvokeReply) (err error) {
+	*r, err = s.impl.Invoke(a)
+	return err
+}
