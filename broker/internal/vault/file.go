@@ -1,0 +1,333 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"filippo.io/age"
+	"github.com/gofrs/flock"
+)
+
+// defaultTenant is the directory of the single-user tenant "".
+const defaultTenant = "_default"
+
+// maxRecordBytes bounds one decrypted record.
+const maxRecordBytes = 1 << 20
+
+// KeyConfig says where the vault's identity comes from.
+type KeyConfig struct {
+	// KeyFile is an age X25519 identity file (mode 0600). Default:
+	// Dir/identity, created on first use.
+	KeyFile string
+	// Passphrase, if set, decrypts Dir/identity.age (an identity file
+	// encrypted with age's scrypt passphrase mode), for servers that keep
+	// no key on disk in the clear.
+	Passphrase string
+}
+
+// FileBackend stores records as age-encrypted files under Dir.
+type FileBackend struct {
+	dir   string
+	id    age.Identity
+	recip age.Recipient
+	lock  *flock.Flock
+}
+
+// OpenFile opens (creating if needed) the vault in dir.
+func OpenFile(dir string, kc KeyConfig) (*FileBackend, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "creds"), 0o700); err != nil {
+		return nil, fmt.Errorf("vault dir: %w", err)
+	}
+	id, err := loadIdentity(dir, kc)
+	if err != nil {
+		return nil, err
+	}
+	return &FileBackend{dir: dir, id: id, recip: id.Recipient(), lock: flock.New(filepath.Join(dir, ".lock"))}, nil
+}
+
+func loadIdentity(dir string, kc KeyConfig) (*age.X25519Identity, error) {
+	if kc.Passphrase != "" {
+		path := filepath.Join(dir, "identity.age")
+		f, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return createIdentity(path, kc.Passphrase)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("vault key: %w", err)
+		}
+		defer f.Close()
+		sid, err := age.NewScryptIdentity(kc.Passphrase)
+		if err != nil {
+			return nil, err
+		}
+		r, err := age.Decrypt(f, sid)
+		if err != nil {
+			return nil, fmt.Errorf("vault key %s: wrong passphrase or corrupted file: %w", path, err)
+		}
+		b, err := io.ReadAll(io.LimitReader(r, 4096))
+		if err != nil {
+			return nil, fmt.Errorf("vault key %s: %w", path, err)
+		}
+		return parseIdentity(path, b)
+	}
+	path := kc.KeyFile
+	if path == "" {
+		path = filepath.Join(dir, "identity")
+	}
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) && kc.KeyFile == "" {
+		return createIdentity(path, "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vault key: %w", err)
+	}
+	// Security: like ssh, refuse a private key others can read.
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("vault key %s is readable by others (mode %o): chmod 600 it", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("vault key: %w", err)
+	}
+	return parseIdentity(path, b)
+}
+
+func parseIdentity(path string, b []byte) (*age.X25519Identity, error) {
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "AGE-SECRET-KEY-") {
+			id, err := age.ParseX25519Identity(line)
+			if err != nil {
+				return nil, fmt.Errorf("vault key %s: %w", path, err)
+			}
+			return id, nil
+		}
+	}
+	return nil, fmt.Errorf("vault key %s holds no AGE-SECRET-KEY line", path)
+}
+
+func createIdentity(path, passphrase string) (*age.X25519Identity, error) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+	content := []byte("# aileron vault identity: only the broker reads this file\n" + id.String() + "\n")
+	if passphrase != "" {
+		rcp, err := age.NewScryptRecipient(passphrase)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		w, err := age.Encrypt(&buf, rcp)
+		if err != nil {
+			return nil, err
+		}
+		w.Write(content)
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		content = buf.Bytes()
+	}
+	// O_EXCL: two brokers starting at once must not write two keys.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return loadIdentity(filepath.Dir(path), KeyConfig{KeyFile: path, Passphrase: passphrase})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create vault key: %w", err)
+	}
+	if _, err := f.Write(content); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return id, f.Close()
+}
+
+func (b *FileBackend) tenantDir(tenant string) string {
+	if tenant == "" {
+		tenant = defaultTenant
+	}
+	return filepath.Join(b.dir, "creds", tenant)
+}
+
+func (b *FileBackend) path(tenant, name string) (string, error) {
+	if !ValidName(name) {
+		return "", fmt.Errorf("credential name %q is not valid", name)
+	}
+	if tenant != "" && !ValidName(tenant) {
+		return "", fmt.Errorf("tenant %q is not valid", tenant)
+	}
+	return filepath.Join(b.tenantDir(tenant), name+".age"), nil
+}
+
+// List implements Backend.
+func (b *FileBackend) List(_ context.Context, tenant string) ([]Record, error) {
+	if tenant != "" && !ValidName(tenant) {
+		return nil, fmt.Errorf("tenant %q is not valid", tenant)
+	}
+	ents, err := os.ReadDir(b.tenantDir(tenant))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Record
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".age")
+		if !ok || !e.Type().IsRegular() || !ValidName(name) {
+			continue
+		}
+		r, err := b.read(filepath.Join(b.tenantDir(tenant), e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if r.Meta.Name != name || r.Meta.Tenant != tenant {
+			// Security: a file copied or renamed from another tenant
+			// or credential must not be accepted under this name.
+			return nil, fmt.Errorf("vault file %s does not belong to %s/%s", e.Name(), tenant, name)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Get implements Backend.
+func (b *FileBackend) Get(_ context.Context, tenant, name string) (Record, error) {
+	p, err := b.path(tenant, name)
+	if err != nil {
+		return Record{}, err
+	}
+	r, err := b.read(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Record{}, ErrNotFound
+	}
+	if err == nil && (r.Meta.Name != name || r.Meta.Tenant != tenant) {
+		return Record{}, fmt.Errorf("vault file for %s does not belong to it", name)
+	}
+	return r, err
+}
+
+func (b *FileBackend) read(path string) (Record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Record{}, err
+	}
+	defer f.Close()
+	r, err := age.Decrypt(f, b.id)
+	if err != nil {
+		return Record{}, fmt.Errorf("decrypt %s: %w", filepath.Base(path), err)
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxRecordBytes+1))
+	if err != nil {
+		return Record{}, fmt.Errorf("decrypt %s: %w", filepath.Base(path), err)
+	}
+	if len(data) > maxRecordBytes {
+		return Record{}, fmt.Errorf("vault file %s is too large", filepath.Base(path))
+	}
+	var rec Record
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return Record{}, fmt.Errorf("vault file %s: %w", filepath.Base(path), err)
+	}
+	return rec, nil
+}
+
+// Put implements Backend: encrypt, write a temp file, fsync, rename.
+func (b *FileBackend) Put(_ context.Context, r Record) error {
+	p, err := b.path(r.Meta.Tenant, r.Meta.Name)
+	if err != nil {
+		return err
+	}
+	if err := b.lock.Lock(); err != nil {
+		return fmt.Errorf("lock vault: %w", err)
+	}
+	defer b.lock.Unlock()
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	plain, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, b.recip)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(plain); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	clear(plain)
+	return writeAtomic(p, buf.Bytes())
+}
+
+// Delete implements Backend.
+func (b *FileBackend) Delete(_ context.Context, tenant, name string) error {
+	p, err := b.path(tenant, name)
+	if err != nil {
+		return err
+	}
+	if err := b.lock.Lock(); err != nil {
+		return fmt.Errorf("lock vault: %w", err)
+	}
+	defer b.lock.Unlock()
+	if err := os.Remove(p); errors.Is(err, fs.ErrNotExist) {
+		return ErrNotFound
+	} else if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,111 @@
+package vault
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func apiKey(name, secret string, connectors ...string) Record {
+	return Record{Meta: Meta{Name: name, Kind: KindAPIKey, Connectors: connectors}, Secret: Secret{Value: secret}}
+}
+
+func TestVault_EncryptedAtRest(t *testing.T) {
+	dir := t.TempDir()
+	fb, err := OpenFile(dir, KeyConfig{})
+	require.NoError(t, err)
+	v := New(fb)
+	ctx := context.Background()
+	require.NoError(t, v.Put(ctx, apiKey("slack", "xoxb-very-secret-token", "github://aileron/slack")))
+
+	// The key file is private and no file on disk holds the secret.
+	st, err := os.Stat(filepath.Join(dir, "identity"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	err = filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		require.NoError(t, err)
+		if info.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			require.NotContains(t, string(b), "xoxb-very-secret-token", p)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+
+	// A second open with the same key reads it back.
+	fb2, err := OpenFile(dir, KeyConfig{})
+	require.NoError(t, err)
+	rec, err := New(fb2).ForConnector(ctx, "", "github://aileron/slack")
+	require.NoError(t, err)
+	require.Equal(t, "xoxb-very-secret-token", rec.Secret.Value)
+
+	_, err = New(fb2).ForConnector(ctx, "", "github://acme/slack")
+	require.ErrorIs(t, err, ErrNoBinding)
+}
+
+func TestVault_Errors(t *testing.T) {
+	fb, err := OpenFile(t.TempDir(), KeyConfig{})
+	require.NoError(t, err)
+	v := New(fb)
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		rec  Record
+		want string
+	}{
+		{"bad_name", apiKey("../x", "s", "github://a/b"), `credential name "../x": use 1-64 of a-z 0-9 . _ - starting with a letter or digit`},
+		{"bad_kind", Record{Meta: Meta{Name: "x", Kind: "password"}}, `credential kind "password": must be one of oauth2, api_key, basic, signing_key`},
+		{"empty_key", apiKey("x", "", "github://a/b"), "credential x: api_key needs a secret value"},
+		{"basic_no_password", Record{Meta: Meta{Name: "x", Kind: KindBasic}, Secret: Secret{Username: "u"}}, "credential x: basic needs a username and a password"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.EqualError(t, v.Put(ctx, tt.rec), tt.want)
+		})
+	}
+	require.NoError(t, v.Put(ctx, apiKey("one", "s1", "github://a/b")))
+	require.EqualError(t, v.Put(ctx, apiKey("two", "s2", "github://a/b")), "connector github://a/b is already bound to credential one: remove that binding first")
+	// Replacing the same credential is fine.
+	require.NoError(t, v.Put(ctx, apiKey("one", "s1-rotated", "github://a/b")))
+}
+
+func TestVault_TenantsAreSeparate(t *testing.T) {
+	fb, err := OpenFile(t.TempDir(), KeyConfig{})
+	require.NoError(t, err)
+	v := New(fb)
+	ctx := context.Background()
+	a := apiKey("k", "tenant-a-secret", "github://a/b")
+	a.Meta.Tenant = "tenant-a"
+	require.NoError(t, v.Put(ctx, a))
+	_, err = v.ForConnector(ctx, "tenant-b", "github://a/b")
+	require.ErrorIs(t, err, ErrNoBinding)
+	rec, err := v.ForConnector(ctx, "tenant-a", "github://a/b")
+	require.NoError(t, err)
+	require.Equal(t, "tenant-a-secret", rec.Secret.Value)
+}
+
+func TestVault_KeyFileReadableByOthersRefused(t *testing.T) {
+	dir := t.TempDir()
+	_, err := OpenFile(dir, KeyConfig{})
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(filepath.Join(dir, "identity"), 0o644))
+	_, err = OpenFile(dir, KeyConfig{})
+	require.ErrorContains(t, err, "is readable by others (mode 644): chmod 600 it")
+}
+
+func TestVault_Passphrase(t *testing.T) {
+	dir := t.TempDir()
+	fb, err := OpenFile(dir, KeyConfig{Passphrase: "correct horse"})
+	require.NoError(t, err)
+	require.NoError(t, New(fb).Put(context.Background(), apiKey("k", "s3cr3t-value", "github://a/b")))
+	_, err = OpenFile(dir, KeyConfig{Passphrase: "wrong"})
+	require.Error(t, err)
+	require.True(t, strings.Contains(err.Error(), "wrong passphrase"), err.Error())
+	_, err = os.Stat(filepath.Join(dir, "identity"))
+	require.True(t, os.IsNotExist(err), "a passphrase vault must not keep a clear key")
+}
