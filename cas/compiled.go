@@ -1,0 +1,163 @@
+package cas
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The compiled cache keeps Module.Serialize output per (wasm hash, engine
+// configuration). Loading such an artifact runs no checks on the machine
+// code in it, so the cache records each artifact's sha256 when it is written
+// and [Store.Compiled] checks it before returning a path to load.
+
+// compiledMeta is the sidecar written next to each artifact.
+type compiledMeta struct {
+	Wasm     Digest `json:"wasm"`
+	ConfigID string `json:"config_id"`
+	Artifact Digest `json:"artifact"`
+	Size     int64  `json:"size"`
+}
+
+func (s *Store) compiledBase(wasm Digest, configID string) string {
+	h := sha256.Sum256([]byte(configID))
+	return filepath.Join(s.root, "compiled", wasm.Hex()+"-"+hex.EncodeToString(h[:8]))
+}
+
+// PutCompiled stores an artifact for (wasm, configID) with its hash.
+func (s *Store) PutCompiled(wasm Digest, configID string, artifact []byte) (string, error) {
+	base := s.compiledBase(wasm, configID)
+	meta, err := json.Marshal(compiledMeta{Wasm: wasm, ConfigID: configID, Artifact: Sum(artifact), Size: int64(len(artifact))})
+	if err != nil {
+		return "", err
+	}
+	if err := s.writeAtomic(base+".cwasm", artifact, 0o400); err != nil {
+		return "", fmt.Errorf("store compiled module: %w", err)
+	}
+	if err := s.writeAtomic(base+".json", meta, 0o400); err != nil {
+		return "", fmt.Errorf("store compiled module: %w", err)
+	}
+	compiledVerified.forget(base + ".cwasm")
+	return base + ".cwasm", nil
+}
+
+// ErrCompiledMissing is returned when no artifact is cached; the caller
+// compiles and calls PutCompiled.
+var ErrCompiledMissing = errors.New("no compiled module cached")
+
+// Compiled returns the path of the verified artifact for (wasm, configID).
+// A missing artifact is ErrCompiledMissing; one whose bytes do not match the
+// recorded hash is removed and also reported as ErrCompiledMissing (wrapped
+// with ErrCorrupt), so the caller rebuilds it and never loads it.
+//
+// Within one process, an artifact already verified is not re-hashed while
+// its inode, size, modification and change times are unchanged.
+func (s *Store) Compiled(wasm Digest, configID string) (string, error) {
+	base := s.compiledBase(wasm, configID)
+	path := base + ".cwasm"
+	mb, err := os.ReadFile(base + ".json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", ErrCompiledMissing
+	}
+	if err != nil {
+		return "", err
+	}
+	var meta compiledMeta
+	if err := json.Unmarshal(mb, &meta); err != nil || meta.Wasm != wasm || meta.ConfigID != configID {
+		s.dropCompiled(base)
+		return "", fmt.Errorf("%w: %w: bad sidecar", ErrCompiledMissing, ErrCorrupt)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		s.dropCompiled(base)
+		return "", ErrCompiledMissing
+	}
+	key := statKey(st)
+	if compiledVerified.ok(path, key, meta.Artifact) {
+		return path, nil
+	}
+	if st.Size() != meta.Size {
+		s.dropCompiled(base)
+		return "", fmt.Errorf("%w: %w: size changed", ErrCompiledMissing, ErrCorrupt)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	f.Close()
+	if err != nil {
+		return "", err
+	}
+	if Digest("sha256:"+hex.EncodeToString(h.Sum(nil))) != meta.Artifact {
+		s.dropCompiled(base)
+		return "", fmt.Errorf("%w: %w: compiled module %s", ErrCompiledMissing, ErrCorrupt, filepath.Base(path))
+	}
+	compiledVerified.remember(path, key, meta.Artifact)
+	return path, nil
+}
+
+func (s *Store) dropCompiled(base string) {
+	compiledVerified.forget(base + ".cwasm")
+	_ = os.Remove(base + ".cwasm")
+	_ = os.Remove(base + ".json")
+}
+
+// fileKey identifies a file's content as far as stat can tell.
+type fileKey struct {
+	dev, ino      uint64
+	size          int64
+	mtime, ctime  int64
+	artifactHash  Digest
+	verifiedAtNow time.Time
+}
+
+func statKey(st fs.FileInfo) fileKey {
+	k := fileKey{size: st.Size(), mtime: st.ModTime().UnixNano()}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		k.dev, k.ino = uint64(sys.Dev), sys.Ino
+		k.ctime = sys.Ctim.Sec*1e9 + sys.Ctim.Nsec
+	}
+	return k
+}
+
+type verifiedSet struct {
+	mu sync.Mutex
+	m  map[string]fileKey
+}
+
+var compiledVerified = &verifiedSet{m: map[string]fileKey{}}
+
+func (v *verifiedSet) ok(path string, k fileKey, want Digest) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	got, found := v.m[path]
+	if !found || got.artifactHash != want {
+		return false
+	}
+	got.artifactHash, got.verifiedAtNow = "", time.Time{}
+	return got == k
+}
+
+func (v *verifiedSet) remember(path string, k fileKey, h Digest) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k.artifactHash, k.verifiedAtNow = h, time.Now()
+	v.m[path] = k
+}
+
+func (v *verifiedSet) forget(path string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.m, path)
+}

@@ -1,0 +1,203 @@
+// Package cas is the content-addressed store under $AILERON_HOME/store:
+// blobs named by their sha256, an index from FQN@version to the blobs of a
+// connector package, and the cache of compiled machine code.
+//
+// # Guarantees
+//
+//   - A blob is written to a temp file, fsynced, and renamed into place, so
+//     a reader sees all of it or none of it.
+//   - A blob's name is its hash: [Store.Read] re-hashes what it read and
+//     refuses a mismatch, so a corrupted or swapped file is never used.
+//   - Writers take a file lock, so concurrent installs are safe and the
+//     same content is stored once.
+package cas
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gofrs/flock"
+)
+
+// Digest is "sha256:" followed by 64 lowercase hex digits.
+type Digest string
+
+// Errors.
+var (
+	// ErrBadDigest is returned for a string that is not a Digest.
+	ErrBadDigest = errors.New(`digest must be "sha256:" followed by 64 lowercase hex digits`)
+	// ErrNotFound is returned when a blob or index entry is absent.
+	ErrNotFound = errors.New("not in the store")
+	// ErrCorrupt is returned when stored bytes do not match their name.
+	ErrCorrupt = errors.New("stored content does not match its hash")
+	// ErrTooLarge is returned when content exceeds the size limit.
+	ErrTooLarge = errors.New("content exceeds the size limit")
+)
+
+// ParseDigest checks s and returns it as a Digest.
+func ParseDigest(s string) (Digest, error) {
+	hexPart, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(hexPart) != 64 {
+		return "", fmt.Errorf("%q: %w", s, ErrBadDigest)
+	}
+	for _, c := range hexPart {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", fmt.Errorf("%q: %w", s, ErrBadDigest)
+		}
+	}
+	return Digest(s), nil
+}
+
+// Sum returns the Digest of b.
+func Sum(b []byte) Digest {
+	s := sha256.Sum256(b)
+	return Digest("sha256:" + hex.EncodeToString(s[:]))
+}
+
+// Hex returns the hex part of d.
+func (d Digest) Hex() string { return strings.TrimPrefix(string(d), "sha256:") }
+
+// Store is a content-addressed store rooted at a directory.
+type Store struct {
+	root string
+	lock *flock.Flock
+}
+
+// Open opens (creating if needed) the store at root.
+func Open(root string) (*Store, error) {
+	for _, d := range []string{"blobs/sha256", "index", "compiled", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+	return &Store{root: root, lock: flock.New(filepath.Join(root, ".lock"))}, nil
+}
+
+// Root returns the store's directory.
+func (s *Store) Root() string { return s.root }
+
+// Lock takes the store's exclusive writer lock; the returned function
+// releases it.
+func (s *Store) Lock() (func(), error) {
+	if err := s.lock.Lock(); err != nil {
+		return nil, fmt.Errorf("lock store: %w", err)
+	}
+	return func() { _ = s.lock.Unlock() }, nil
+}
+
+// BlobPath returns where the blob d lives (it may not exist).
+func (s *Store) BlobPath(d Digest) string {
+	return filepath.Join(s.root, "blobs", "sha256", d.Hex())
+}
+
+// Has reports whether the blob d is present (without verifying it).
+func (s *Store) Has(d Digest) bool {
+	_, err := os.Stat(s.BlobPath(d))
+	return err == nil
+}
+
+// PutBytes stores b and returns its digest. Storing content that is already
+// present writes nothing.
+func (s *Store) PutBytes(b []byte) (Digest, error) {
+	d := Sum(b)
+	if s.Has(d) {
+		if err := s.Verify(d); err == nil {
+			return d, nil
+		}
+	}
+	if err := s.writeAtomic(s.BlobPath(d), b, 0o400); err != nil {
+		return "", fmt.Errorf("store blob %s: %w", d, err)
+	}
+	return d, nil
+}
+
+// Read returns the blob d after checking its hash, and at most max bytes.
+func (s *Store) Read(d Digest, max int64) ([]byte, error) {
+	f, err := os.Open(s.BlobPath(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("blob %s: %w", d, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("blob %s: %w", d, ErrTooLarge)
+	}
+	if Sum(b) != d {
+		return nil, fmt.Errorf("blob %s: %w", d, ErrCorrupt)
+	}
+	return b, nil
+}
+
+// Verify re-hashes the blob d.
+func (s *Store) Verify(d Digest) error {
+	f, err := os.Open(s.BlobPath(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob %s: %w", d, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if "sha256:"+hex.EncodeToString(h.Sum(nil)) != string(d) {
+		return fmt.Errorf("blob %s: %w", d, ErrCorrupt)
+	}
+	return nil
+}
+
+// writeAtomic writes data to path through a temp file in the store's tmp
+// directory: write, fsync, chmod, rename, fsync the directory.
+func (s *Store) writeAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "w-*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	defer os.Remove(name)
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(name, mode); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	if err := os.Rename(name, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"aileron.dev/aileron/broker"
+	"aileron.dev/aileron/manifest"
+)
+
+func (a *app) vaultCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "vault", Short: "Manage credentials (secrets are read from a terminal or stdin, never from arguments)"}
+	var kind, username string
+	var connectors, scopes []string
+	set := &cobra.Command{
+		Use:   "set NAME --kind KIND --connector FQN",
+		Short: "Store a credential and bind it to connectors",
+		Long: `Store a credential, encrypted, and bind it to one or more connectors.
+The secret is read from the terminal without echo, or from stdin:
+  api_key, signing_key  the key
+  basic                 the password (--username gives the user)
+  oauth2                JSON: {"access_token", "refresh_token", "expiry",
+                        "token_url", "client_id", "client_secret"}`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("vault set takes one NAME; the secret comes from stdin, never from arguments")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(connectors) == 0 {
+				return usageError{errors.New("bind the credential with --connector FQN (repeatable): a connector only gets a credential bound to it")}
+			}
+			for _, c := range connectors {
+				if _, err := manifest.ParseFQN(c); err != nil {
+					return usageError{fmt.Errorf("--connector: %w", err)}
+				}
+			}
+			secret, err := a.readSecret(kind, username)
+			if err != nil {
+				return err
+			}
+			sup, err := a.supervisor(nil)
+			if err != nil {
+				return err
+			}
+			defer sup.Close()
+			b, err := sup.Broker()
+			if err != nil {
+				return err
+			}
+			if err := b.VaultSet(broker.VaultSetArgs{Name: args[0], Kind: kind, Scopes: scopes, Connectors: connectors, Secret: secret}); err != nil {
+				return fmt.Errorf("vault set %s: %w", args[0], err)
+			}
+			fmt.Fprintf(a.stdout, "stored credential %s (%s) for %s\n", args[0], kind, strings.Join(connectors, ", "))
+			return nil
+		},
+	}
+	set.Flags().StringVar(&kind, "kind", "", "oauth2, api_key, basic or signing_key")
+	set.Flags().StringVar(&username, "username", "", "user name (basic)")
+	set.Flags().StringArrayVar(&connectors, "connector", nil, "connector FQN this credential is bound to (repeatable)")
+	set.Flags().StringArrayVar(&scopes, "scope", nil, "scope the credential was issued with (repeatable)")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List credentials: names, kinds, scopes, bindings; never values",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sup, err := a.supervisor(nil)
+			if err != nil {
+				return err
+			}
+			defer sup.Close()
+			b, err := sup.Broker()
+			if err != nil {
+				return err
+			}
+			creds, err := b.VaultList()
+			if err != nil {
+				return err
+			}
+			if a.jsonOut {
+				return writeJSON(a.stdout, creds)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKIND\tSCOPES\tCONNECTORS\tUPDATED")
+			for _, c := range creds {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, c.Kind, strings.Join(c.Scopes, ","), strings.Join(c.Connectors, ","), c.Updated.Format(time.RFC3339))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().BoolVar(&a.jsonOut, "json", false, "print JSON")
+
+	rm := &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove a credential",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("vault rm takes one NAME")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sup, err := a.supervisor(nil)
+			if err != nil {
+				return err
+			}
+			defer sup.Close()
+			b, err := sup.Broker()
+			if err != nil {
+				return err
+			}
+			if err := b.VaultRemove(args[0]); err != nil {
+				return fmt.Errorf("vault rm %s: %w", args[0], err)
+			}
+			fmt.Fprintf(a.stdout, "removed credential %s\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(set, list, rm)
+	return cmd
+}
+
+// readSecret reads the secret for kind from the terminal (no echo) or from
+// stdin. It never comes from argv, where other users could see it in ps.
+func (a *app) readSecret(kind, username string) (broker.SecretInput, error) {
+	var raw []byte
+	var err error
+	if f, ok := a.stdin.(*os.File); ok && isTerminal(f) {
+		fmt.Fprintf(a.stderr, "secret for %s (input hidden): ", kind)
+		raw, err = term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.stderr)
+	} else {
+		raw, err = io.ReadAll(io.LimitReader(a.stdin, 64<<10))
+	}
+	if err != nil {
+		return broker.SecretInput{}, fmt.Errorf("read secret: %w", err)
+	}
+	raw = bytes.TrimRight(raw, "\r\n")
+	if len(raw) == 0 {
+		return broker.SecretInput{}, usageError{errors.New("empty secret: write it to stdin or type it at the prompt")}
+	}
+	switch kind {
+	case "api_key", "signing_key":
+		return broker.SecretInput{Value: string(raw)}, nil
+	case "basic":
+		if username == "" {
+			return broker.SecretInput{}, usageError{errors.New("basic needs --username; the password comes from stdin")}
+		}
+		return broker.SecretInput{Username: username, Password: string(raw)}, nil
+	case "oauth2":
+		var t struct {
+			AccessToken  string    `json:"access_token"`
+			RefreshToken string    `json:"refresh_token"`
+			Expiry       time.Time `json:"expiry"`
+			TokenURL     string    `json:"token_url"`
+			ClientID     string    `json:"client_id"`
+			ClientSecret string    `json:"client_secret"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&t); err != nil {
+			return broker.SecretInput{}, usageError{fmt.Errorf("oauth2 secret must be JSON with access_token, refresh_token, expiry, token_url, client_id, client_secret: %w", err)}
+		}
+		s := broker.SecretInput{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenURL: t.TokenURL, ClientID: t.ClientID, ClientSecret: t.ClientSecret}
+		if !t.Expiry.IsZero() {
+			s.ExpiryUnix = t.Expiry.Unix()
+		}
+		return s, nil
+	}
+	return broker.SecretInput{}, usageError{fmt.Errorf("--kind %q: must be oauth2, api_key, basic or signing_key", kind)}
+}

@@ -1,0 +1,41 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+
+	"aileron.dev/aileron/cas"
+	"aileron.dev/aileron/worker"
+)
+
+// compiled returns the path of the verified compiled artifact of inst for
+// w's engine configuration, compiling it in w (a sandboxed worker: compiling
+// is processing untrusted input) when the cache has none or a corrupt one.
+func (s *Supervisor) compiled(w *workerProc, inst *cas.Installed) (string, error) {
+	id := w.isolation.ConfigID
+	if id == "" {
+		return "", errors.New("worker reported no engine configuration")
+	}
+	path, err := s.store.Compiled(inst.Entry.Wasm, id)
+	if err == nil {
+		return path, nil
+	}
+	if !errors.Is(err, cas.ErrCompiledMissing) {
+		return "", err
+	}
+	if errors.Is(err, cas.ErrCorrupt) {
+		s.log.Warn("compiled module failed verification; removed and rebuilding", "connector", inst.Entry.Ref, "error", err)
+	}
+	// The wasm blob is re-hashed before it is compiled.
+	if err := s.store.Verify(inst.Entry.Wasm); err != nil {
+		return "", err
+	}
+	reply, err := w.rpc.Compile(worker.CompileArgs{WasmPath: inst.WasmPath})
+	if err != nil {
+		return "", err
+	}
+	if reply.ConfigID != id {
+		return "", fmt.Errorf("worker compiled for %q but reported %q", reply.ConfigID, id)
+	}
+	return s.store.PutCompiled(inst.Entry.Wasm, id, reply.Artifact)
+}

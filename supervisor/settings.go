@@ -1,0 +1,134 @@
+package supervisor
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"aileron.dev/aileron/worker"
+)
+
+// SettingsFile is the operator's configuration file in $AILERON_HOME.
+const SettingsFile = "config.toml"
+
+// Settings is the operator configuration read from $AILERON_HOME/config.toml.
+// Every field is optional; the zero value is the safe default.
+type Settings struct {
+	Broker    BrokerSettings    `toml:"broker"`
+	Limits    LimitSettings     `toml:"limits"`
+	Isolation IsolationSettings `toml:"isolation"`
+}
+
+// BrokerSettings configure egress.
+type BrokerSettings struct {
+	// UnsafeAllowLoopback lets connectors reach loopback addresses (tests,
+	// the demo). Logged loudly whenever it is on.
+	UnsafeAllowLoopback bool `toml:"unsafe_allow_loopback"`
+	// UnsafeAllowPrivate lets connectors reach private address ranges.
+	UnsafeAllowPrivate bool `toml:"unsafe_allow_private"`
+	// ExtraRootCAs are PEM files of CAs trusted in addition to the
+	// system's (a private service, tests).
+	ExtraRootCAs []string `toml:"extra_root_cas"`
+	// Hosts maps names to addresses, consulted before DNS.
+	Hosts map[string][]string `toml:"hosts"`
+	// Routes send a declared "host:port" to another "ip:port".
+	Routes map[string]string `toml:"routes"`
+	// MaxRequestsPerStep, MaxResponseBytes and RequestTimeout bound egress.
+	MaxRequestsPerStep int    `toml:"max_requests_per_step"`
+	MaxResponseBytes   int64  `toml:"max_response_bytes"`
+	RequestTimeout     string `toml:"request_timeout"`
+}
+
+// LimitSettings bound each invocation.
+type LimitSettings struct {
+	// Deadline is a Go duration, e.g. "30s".
+	Deadline    string `toml:"deadline"`
+	MemoryBytes int64  `toml:"memory_bytes"`
+	HostCalls   int    `toml:"host_calls"`
+	StdoutBytes int64  `toml:"stdout_bytes"`
+	StderrBytes int64  `toml:"stderr_bytes"`
+}
+
+// IsolationSettings choose the isolation mode.
+type IsolationSettings struct {
+	// Mode is "strict" (refuse to run without every layer) or "relaxed"
+	// (run with a loud warning). Default: relaxed for the CLI.
+	Mode string `toml:"mode"`
+}
+
+// LoadSettings reads home/config.toml; a missing file is the zero Settings.
+func LoadSettings(home string) (Settings, error) {
+	var s Settings
+	path := filepath.Join(home, SettingsFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return s, fmt.Errorf("%s:%d:%d: %s", path, row, col, de.Error())
+		}
+		var se *toml.StrictMissingError
+		if errors.As(err, &se) {
+			return s, fmt.Errorf("%s: %s", path, strings.TrimSpace(se.String()))
+		}
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Apply fills cfg from the settings; files named in them are read here.
+func (s Settings) Apply(cfg *Config) error {
+	b := &cfg.Broker
+	b.UnsafeAllowLoopback = s.Broker.UnsafeAllowLoopback
+	b.UnsafeAllowPrivate = s.Broker.UnsafeAllowPrivate
+	b.HostsOverride = s.Broker.Hosts
+	b.Routes = s.Broker.Routes
+	b.MaxRequestsPerStep = s.Broker.MaxRequestsPerStep
+	b.MaxResponseBytes = s.Broker.MaxResponseBytes
+	if s.Broker.RequestTimeout != "" {
+		d, err := time.ParseDuration(s.Broker.RequestTimeout)
+		if err != nil {
+			return fmt.Errorf("%s: broker.request_timeout: %w", SettingsFile, err)
+		}
+		b.RequestTimeoutMS = d.Milliseconds()
+	}
+	for _, p := range s.Broker.ExtraRootCAs {
+		pem, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("%s: broker.extra_root_cas: %w", SettingsFile, err)
+		}
+		b.ExtraRootCAs = append(b.ExtraRootCAs, pem...)
+	}
+	lim := worker.Limits{MemoryBytes: s.Limits.MemoryBytes, HostCalls: s.Limits.HostCalls, StdoutBytes: s.Limits.StdoutBytes, StderrBytes: s.Limits.StderrBytes}
+	if s.Limits.Deadline != "" {
+		d, err := time.ParseDuration(s.Limits.Deadline)
+		if err != nil {
+			return fmt.Errorf("%s: limits.deadline: %w", SettingsFile, err)
+		}
+		lim.DeadlineMS = d.Milliseconds()
+	}
+	cfg.Limits = lim
+	switch s.Isolation.Mode {
+	case "", "relaxed":
+	case "strict":
+		cfg.Strict = true
+	default:
+		return fmt.Errorf("%s: isolation.mode %q: must be strict or relaxed", SettingsFile, s.Isolation.Mode)
+	}
+	return nil
+}

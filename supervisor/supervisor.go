@@ -1,0 +1,242 @@
+// Package supervisor runs actions. It is trusted and holds no secret bytes:
+// it plans an action's steps, checks every grant before any worker starts,
+// starts the broker and one worker process per connector per run through
+// go-plugin, wires each worker to the broker over a channel of its own, and
+// makes sure every child is gone when a run ends.
+//
+// # Running an action
+//
+//	sup, err := supervisor.New(supervisor.Config{Home: home, WorkerPath: bin})
+//	defer sup.Close()
+//	res, err := sup.Run(ctx, action, map[string]any{"channel": "#eng"})
+//
+// Cancelling ctx stops the run: the supervisor kills the run's workers
+// (SIGKILL to each worker's process group) and returns.
+package supervisor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"aileron.dev/aileron/broker"
+	"aileron.dev/aileron/cas"
+	"aileron.dev/aileron/worker"
+)
+
+// Config configures a Supervisor. Zero values are safe defaults.
+type Config struct {
+	// Home is $AILERON_HOME: store, vault, audit log, installed actions.
+	Home string
+	// WorkerPath is the aileron-worker binary.
+	WorkerPath string
+	// BrokerPath and BrokerArgs start the broker; default: this
+	// executable with the argument "broker".
+	BrokerPath string
+	BrokerArgs []string
+	// BrokerEnv is added to the broker's otherwise empty environment
+	// (vault key location or passphrase).
+	BrokerEnv []string
+	// Broker is the broker's egress and vault configuration; Home is
+	// filled in from Config.Home.
+	Broker broker.Config
+	// Limits bound each invocation; zero fields mean the worker defaults.
+	Limits worker.Limits
+	// KillGrace is how long past an invocation's deadline the supervisor
+	// waits for the worker's own deadline error before it kills the
+	// worker (default 100ms).
+	KillGrace time.Duration
+	// Strict refuses to run a connector when an isolation layer is
+	// unavailable; otherwise the run proceeds with a loud warning.
+	Strict bool
+	// Via says how runs are started ("cli", "mcp", "serve"), for audit.
+	Via string
+	// Logger receives the supervisor's, the broker's and the workers'
+	// logs. Default: a null logger.
+	Logger hclog.Logger
+}
+
+// Supervisor runs actions. It is safe for concurrent use.
+type Supervisor struct {
+	cfg     Config
+	log     hclog.Logger
+	store   *cas.Store
+	scratch string
+
+	mu      sync.Mutex
+	bclient *plugin.Client
+	broker  *broker.Client
+	pass    *os.File
+	passMu  sync.Mutex
+	closed  bool
+}
+
+// New validates cfg and opens the store. The broker starts on first use.
+func New(cfg Config) (*Supervisor, error) {
+	if cfg.Home == "" {
+		return nil, errors.New("supervisor: Home is not set")
+	}
+	if cfg.WorkerPath == "" {
+		return nil, errors.New("supervisor: WorkerPath is not set")
+	}
+	if _, err := exec.LookPath(cfg.WorkerPath); err != nil {
+		return nil, fmt.Errorf("worker binary: %w", err)
+	}
+	if cfg.BrokerPath == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own executable for the broker: %w", err)
+		}
+		cfg.BrokerPath, cfg.BrokerArgs = exe, []string{"broker"}
+	}
+	if cfg.KillGrace <= 0 {
+		cfg.KillGrace = 100 * time.Millisecond
+	}
+	if cfg.Via == "" {
+		cfg.Via = "cli"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	cfg.Broker.Home = cfg.Home
+	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
+		return nil, fmt.Errorf("aileron home: %w", err)
+	}
+	store, err := cas.Open(filepath.Join(cfg.Home, "store"))
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := os.MkdirTemp("", "aileron-")
+	if err != nil {
+		return nil, fmt.Errorf("scratch dir: %w", err)
+	}
+	return &Supervisor{cfg: cfg, log: cfg.Logger.Named("supervisor"), store: store, scratch: scratch}, nil
+}
+
+// Store returns the content-addressed store.
+func (s *Supervisor) Store() *cas.Store { return s.store }
+
+// Close stops the broker and removes scratch space. Runs in progress fail.
+func (s *Supervisor) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	bc, pass := s.bclient, s.pass
+	s.bclient, s.broker, s.pass = nil, nil, nil
+	s.mu.Unlock()
+	if bc != nil {
+		bc.Kill()
+	}
+	if pass != nil {
+		pass.Close()
+	}
+	return os.RemoveAll(s.scratch)
+}
+
+// Broker returns the control client of the broker, starting it first if
+// needed.
+func (s *Supervisor) Broker() (*broker.Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("supervisor is closed")
+	}
+	if s.broker != nil && !s.bclient.Exited() {
+		return s.broker, nil
+	}
+	if s.bclient != nil {
+		s.bclient.Kill()
+		s.pass.Close()
+	}
+	supEnd, brokerEnd, err := broker.NewPassPair()
+	if err != nil {
+		return nil, err
+	}
+	spec := procSpec{Path: s.cfg.BrokerPath, Args: s.cfg.BrokerArgs, Env: s.cfg.BrokerEnv, ExtraFiles: []*os.File{brokerEnd}}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  broker.Handshake,
+		Plugins:          broker.PluginMap(nil),
+		RunnerFunc:       runnerFunc(spec),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
+		SkipHostEnv:      true,
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: s.scratch},
+		StartTimeout:     10 * time.Second,
+		Logger:           quietKills(s.cfg.Logger.Named("broker")),
+	})
+	bc, err := dispense[*broker.Client](client, broker.PluginName)
+	if err != nil {
+		brokerEnd.Close()
+		supEnd.Close()
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	if err := bc.Configure(s.cfg.Broker); err != nil {
+		client.Kill()
+		supEnd.Close()
+		return nil, fmt.Errorf("configure broker: %w", err)
+	}
+	s.bclient, s.broker, s.pass = client, bc, supEnd
+	return bc, nil
+}
+
+// openChannel hands brokerEnd to the broker and binds it to g. Sending the
+// descriptor and the Open call are one critical section, so the broker pairs
+// each descriptor with the right grant.
+func (s *Supervisor) openChannel(b *broker.Client, id string, brokerEnd *os.File, g broker.Grant) error {
+	s.mu.Lock()
+	pass := s.pass
+	s.mu.Unlock()
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	if err := broker.SendChannel(pass, id, brokerEnd); err != nil {
+		return fmt.Errorf("pass channel to broker: %w", err)
+	}
+	brokerEnd.Close()
+	return b.Open(broker.OpenArgs{ChannelID: id, Grant: g})
+}
+
+// dispense starts a go-plugin client and returns its typed RPC client.
+func dispense[T any](c *plugin.Client, name string) (T, error) {
+	var zero T
+	rpcClient, err := c.Client()
+	if err != nil {
+		c.Kill()
+		return zero, err
+	}
+	raw, err := rpcClient.Dispense(name)
+	if err != nil {
+		c.Kill()
+		return zero, err
+	}
+	t, ok := raw.(T)
+	if !ok {
+		c.Kill()
+		return zero, fmt.Errorf("BUG(aileron): plugin %s dispensed %T", name, raw)
+	}
+	return t, nil
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ctxErr maps a finished context to the error a person should see.
+func ctxErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return ErrCancelled
+	}
+	return ctx.Err()
+}
+
+// ErrCancelled is returned when the caller cancelled the run.
+var ErrCancelled = errors.New("run cancelled")
