@@ -1,21 +1,28 @@
-// Command notes is the example connector of the walking skeleton: it talks to
-// the notes service in examples/services/notes with an API key that only the
-// broker ever holds.
+// Command notes is the example connector of the walking skeleton. It talks to
+// the notes service (examples/services/notes) with an API key it never sees:
+// it writes the credential placeholder into the X-Api-Key header and the
+// broker puts the key there, host-side.
 package main
 
 import (
 	"aileron.dev/aileron/sdk"
 )
 
+const api = "https://notes.example.com/v1/notes"
+
 type createInput struct {
-	BaseURL string `json:"base_url"`
-	Title   string `json:"title"`
-	Body    string `json:"body"`
+	Title string `json:"title"`
+	Body  string `json:"body"`
 }
+
+type listInput struct{}
 
 func main() {
 	sdk.Handle("create_note", func(c *sdk.Call, in createInput) (any, error) {
-		resp, err := c.HTTP.PostJSON(in.BaseURL+"/v1/notes", map[string]string{"X-Api-Key": sdk.Credential()}, map[string]string{"title": in.Title, "body": in.Body})
+		if in.Title == "" {
+			return nil, sdk.Errorf("invalid_input", "title is required")
+		}
+		resp, err := c.HTTP.PostJSON(api, map[string]string{"X-Api-Key": sdk.Credential()}, in)
 		if err != nil {
 			return nil, err
 		}
@@ -23,6 +30,16 @@ func main() {
 			return nil, sdk.Errorf("service_error", "notes service answered %d: %s", resp.Status, resp.Body)
 		}
 		c.Log.Info("note created")
+		return resp.JSON()
+	})
+	sdk.Handle("list_notes", func(c *sdk.Call, _ listInput) (any, error) {
+		resp, err := c.HTTP.Get(api, map[string]string{"X-Api-Key": sdk.Credential()})
+		if err != nil {
+			return nil, err
+		}
+		if resp.Status != 200 {
+			return nil, sdk.Errorf("service_error", "notes service answered %d: %s", resp.Status, resp.Body)
+		}
 		return resp.JSON()
 	})
 	sdk.Main()

@@ -1,0 +1,112 @@
+// Package kit builds what the demo and the integration tests run: the
+// aileron binaries, connector modules (stock Go, GOOS=wasip1), connector
+// packages, and action files pinned to the connectors just built. It uses
+// the same library code as `aileron connector pack`.
+package kit
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+
+	"aileron.dev/aileron/cas"
+	"aileron.dev/aileron/manifest"
+)
+
+// RepoRoot finds the module root from this source file's location.
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// GoBuild runs `go build -trimpath -o out pkg` in the repository with env
+// added to the environment.
+func GoBuild(ctx context.Context, out, pkg string, env ...string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, stderr.String())
+	}
+	return nil
+}
+
+// BuildBinaries builds aileron and aileron-worker into dir.
+func BuildBinaries(ctx context.Context, dir string) error {
+	for _, b := range []struct{ out, pkg string }{
+		{"aileron", "./cmd/aileron"},
+		{"aileron-worker", "./cmd/aileron-worker"},
+	} {
+		if err := GoBuild(ctx, filepath.Join(dir, b.out), b.pkg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BuildConnector compiles the Go connector in pkg (e.g.
+// "./examples/connectors/notes") to out with GOOS=wasip1 GOARCH=wasm.
+func BuildConnector(ctx context.Context, pkg, out string) error {
+	return GoBuild(ctx, out, pkg, "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+}
+
+// PackConnector builds the connector in srcDir (relative to the repository,
+// holding main.go and manifest.toml) and packs it into outDir.
+func PackConnector(ctx context.Context, srcDir, outDir string) (*manifest.Manifest, error) {
+	wasm := filepath.Join(outDir, "build.wasm")
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := BuildConnector(ctx, "./"+filepath.ToSlash(srcDir), wasm); err != nil {
+		return nil, err
+	}
+	defer os.Remove(wasm)
+	return cas.Pack(filepath.Join(RepoRoot(), srcDir, cas.ManifestFile), wasm, outDir)
+}
+
+var hashLine = regexp.MustCompile(`(?m)^(\s*hash\s*=\s*)"[^"]*"`)
+
+// PinAction writes src to dst with each [[requires.connectors]] hash set to
+// the provenance hash of the packed manifest of the same name and version.
+func PinAction(src, dst string, packed ...*manifest.Manifest) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	a, err := manifest.ParseAction(src, b)
+	if err != nil {
+		return err
+	}
+	blocks := strings.Split(string(b), "[[requires.connectors]]")
+	if len(blocks)-1 != len(a.Requires) {
+		return fmt.Errorf("%s: cannot pin: expected one [[requires.connectors]] header per requirement", src)
+	}
+	for i, req := range a.Requires {
+		var hash string
+		for _, m := range packed {
+			if m.Connector.Name == req.Name && m.Connector.Version == req.Version {
+				hash = m.Connector.ProvenanceHash
+			}
+		}
+		if hash == "" {
+			return fmt.Errorf("%s: no packed connector %s@%s", src, req.Name, req.Version)
+		}
+		blocks[i+1] = hashLine.ReplaceAllString(blocks[i+1], `${1}"`+hash+`"`)
+	}
+	out := []byte(strings.Join(blocks, "[[requires.connectors]]"))
+	if _, err := manifest.ParseAction(dst, out); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, out, 0o644)
+}

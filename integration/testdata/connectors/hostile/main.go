@@ -1,0 +1,77 @@
+// Command hostile is a test connector that misbehaves on purpose, one intent
+// per attack. The integration tests run it through the real supervisor,
+// worker and broker and check that each attack fails safely.
+package main
+
+import (
+	"os"
+	"strings"
+	"time"
+
+	"aileron.dev/aileron/sdk"
+)
+
+type none struct{}
+
+type urlInput struct {
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+}
+
+func main() {
+	// inspect sends a request with the credential placeholder to an echo
+	// service and returns what the connector sent and what it got back.
+	sdk.Handle("inspect", func(c *sdk.Call, in urlInput) (any, error) {
+		h := map[string]string{"Authorization": sdk.Bearer(), "X-Api-Key": sdk.Credential()}
+		resp, err := c.HTTP.Get(in.URL, h)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"sent_headers": h, "status": resp.Status, "body": string(resp.Body), "response_headers": resp.Headers}, nil
+	})
+	// fetch sends one request and reports the outcome, error included.
+	sdk.Handle("fetch", func(c *sdk.Call, in urlInput) (any, error) {
+		resp, err := c.HTTP.Get(in.URL, in.Headers)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"status": resp.Status, "location": resp.Header("Location"), "bytes": len(resp.Body)}, nil
+	})
+	sdk.Handle("env", func(c *sdk.Call, _ none) (any, error) {
+		return map[string]any{"environ": os.Environ(), "args": os.Args}, nil
+	})
+	sdk.Handle("spin", func(c *sdk.Call, _ none) (any, error) {
+		n := 0
+		for {
+			n++
+		}
+	})
+	sdk.Handle("sleep", func(c *sdk.Call, _ none) (any, error) {
+		time.Sleep(time.Hour)
+		return nil, nil
+	})
+	sdk.Handle("alloc_bomb", func(c *sdk.Call, _ none) (any, error) {
+		var keep [][]byte
+		for {
+			keep = append(keep, make([]byte, 1<<20))
+		}
+	})
+	sdk.Handle("garbage_stdout", func(c *sdk.Call, _ none) (any, error) {
+		os.Stdout.WriteString("this is not a result document")
+		os.Exit(0)
+		return nil, nil
+	})
+	sdk.Handle("exit_code", func(c *sdk.Call, _ none) (any, error) {
+		os.Stderr.WriteString("giving up\n")
+		os.Exit(3)
+		return nil, nil
+	})
+	sdk.Handle("flood_log", func(c *sdk.Call, _ none) (any, error) {
+		line := strings.Repeat("x", 1000) + "\n"
+		for i := 0; i < 10000; i++ {
+			os.Stderr.WriteString(line)
+		}
+		return "done", nil
+	})
+	sdk.Main()
+}
