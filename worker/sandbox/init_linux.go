@@ -81,15 +81,22 @@ func Init(c InitConfig) error {
 	if err := allThreadsPrctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
 		return fmt.Errorf("sandbox init: no_new_privs: %w", err)
 	}
-	if err := dropCapabilities(); err != nil {
+	haveSetpcap, err := dropCapabilities()
+	if err != nil {
 		return fmt.Errorf("sandbox init: drop capabilities: %w", err)
 	}
 	if err := checkThreads(func(s threadStatus) error {
 		switch {
 		case s["NoNewPrivs"] != "1":
 			return fmt.Errorf("NoNewPrivs %q", s["NoNewPrivs"])
-		case strings.Trim(s["CapEff"], "0") != "" || strings.Trim(s["CapPrm"], "0") != "" || strings.Trim(s["CapBnd"], "0") != "":
-			return fmt.Errorf("capabilities left: CapEff %s CapPrm %s CapBnd %s", s["CapEff"], s["CapPrm"], s["CapBnd"])
+		case strings.Trim(s["CapEff"]+s["CapPrm"]+s["CapInh"]+s["CapAmb"], "0") != "":
+			return fmt.Errorf("capabilities left: CapEff %s CapPrm %s CapInh %s CapAmb %s", s["CapEff"], s["CapPrm"], s["CapInh"], s["CapAmb"])
+		case haveSetpcap && strings.Trim(s["CapBnd"], "0") != "":
+			// Without CAP_SETPCAP (a worker setuid'd to the host uid
+			// without a user namespace) the bounding set cannot be
+			// dropped; with nothing permitted, no_new_privs and no exec
+			// it grants nothing.
+			return fmt.Errorf("bounding set left: %s", s["CapBnd"])
 		}
 		return nil
 	}); err != nil {
@@ -149,18 +156,20 @@ func allThreadsPrctl(option, arg2, arg3 uintptr) error {
 
 // dropCapabilities empties every capability set of every thread.
 // Capabilities are per thread, hence libpsx.
-func dropCapabilities() error {
+// It reports whether the bounding set could be dropped too (that needs
+// CAP_SETPCAP).
+func dropCapabilities() (haveSetpcap bool, err error) {
 	if !procIsOurs() {
-		return ErrForeignProc // libpsx would walk the wrong /proc/<pid>/task forever
+		return false, ErrForeignProc // libpsx would walk the wrong /proc/<pid>/task forever
 	}
 	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capget: %w", err)
+		return false, fmt.Errorf("capget: %w", err)
 	}
-	haveSetpcap := data[0].Effective&(1<<unix.CAP_SETPCAP) != 0
+	haveSetpcap = data[0].Effective&(1<<unix.CAP_SETPCAP) != 0
 	if err := allThreadsPrctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err != nil {
-		return err
+		return false, err
 	}
 	if haveSetpcap {
 		// Drop upwards until the kernel says the capability does not exist;
@@ -171,16 +180,16 @@ func dropCapabilities() error {
 				break
 			}
 			if err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
 	hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data = [2]unix.CapUserData{}
 	if _, _, e := psx.Syscall3(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
-		return fmt.Errorf("capset: %w", e)
+		return false, fmt.Errorf("capset: %w", e)
 	}
-	return nil
+	return haveSetpcap, nil
 }
 
 // threadStatus is /proc/<pid>/task/<tid>/status as key -> value.

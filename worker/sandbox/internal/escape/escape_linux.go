@@ -96,13 +96,15 @@ func Run(t Targets) []Result {
 
 	// If exec worked, the process would become /bin/sh and exit 97: the
 	// caller then sees no results at all.
-	add(result("execve /bin/sh", unix.Exec("/bin/sh", []string{"sh", "-c", "exit 97"}, nil)))
-	sh, _ := unix.BytePtrFromString("/bin/sh")
-	argv := []*byte{sh, nil}
-	atFDCWD := unix.AT_FDCWD
-	r1, _, e := unix.RawSyscall6(unix.SYS_EXECVEAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(sh)),
-		uintptr(unsafe.Pointer(&argv[0])), 0, 0, 0)
-	add(rawResult("execveat /bin/sh", r1, e))
+	if !t.SkipExec {
+		add(result("execve /bin/sh", unix.Exec("/bin/sh", []string{"sh", "-c", "exit 97"}, nil)))
+		atFDCWD := unix.AT_FDCWD
+		sh, _ := unix.BytePtrFromString("/bin/sh")
+		argv := []*byte{sh, nil}
+		r1, _, e := unix.RawSyscall6(unix.SYS_EXECVEAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(sh)),
+			uintptr(unsafe.Pointer(&argv[0])), 0, 0, 0)
+		add(rawResult("execveat /bin/sh", r1, e))
+	}
 
 	add(forkAttack())
 	add(clone3Attack())
@@ -147,7 +149,7 @@ func Run(t Targets) []Result {
 	add(unshareAttack("unshare(CLONE_NEWNET)", unix.CLONE_NEWNET))
 
 	var bpfAttr [128]byte
-	r1, _, e = unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&bpfAttr)), uintptr(len(bpfAttr)))
+	r1, _, e := unix.Syscall(unix.SYS_BPF, unix.BPF_PROG_LOAD, uintptr(unsafe.Pointer(&bpfAttr)), uintptr(len(bpfAttr)))
 	if e == 0 {
 		unix.Close(int(r1))
 	}

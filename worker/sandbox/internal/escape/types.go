@@ -22,6 +22,9 @@ type Targets struct {
 	// SupervisorPID is the supervisor's pid as the host sees it; the
 	// ptrace, process_vm_readv, /proc/<pid>/mem and kill attacks aim at it.
 	SupervisorPID int
+	// SkipExec leaves out the execve and execveat attacks, which replace
+	// the process when they succeed; for control runs without a sandbox.
+	SkipExec bool
 }
 
 // Result is the outcome of one attack.
