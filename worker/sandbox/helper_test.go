@@ -240,7 +240,6 @@ func fail(format string, args ...any) int {
 	return 1
 }
 
-
 func init() {
 	helpers["exit0"] = func(string) int { return 0 }
 }

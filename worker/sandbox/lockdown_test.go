@@ -118,7 +118,7 @@ func escapeTargets(t *testing.T, l net.Listener) escape.Targets {
 // wantDenied maps each attack (by name prefix) to the errnos that count as
 // denied, and says which layer is expected to answer.
 func wantDenied(targets escape.Targets) map[string][]syscall.Errno {
-	eperm := []syscall.Errno{unix.EPERM} // seccomp
+	eperm := []syscall.Errno{unix.EPERM}   // seccomp
 	eacces := []syscall.Errno{unix.EACCES} // Landlock
 	pid := targets.SupervisorPID
 	return map[string][]syscall.Errno{
@@ -142,21 +142,21 @@ func wantDenied(targets escape.Targets) map[string][]syscall.Errno {
 		fmt.Sprintf("ptrace(PTRACE_ATTACH, %d)", pid): eperm,
 		fmt.Sprintf("process_vm_readv(%d)", pid):      eperm,
 		// Landlock denies /proc; in a PID namespace the pid may not exist.
-		fmt.Sprintf("open /proc/%d/mem", pid):             {unix.EACCES, unix.ENOENT},
-		fmt.Sprintf("kill(%d, 0)", pid):                   eperm,
-		"kill(-1, 0)":                                     eperm,
+		fmt.Sprintf("open /proc/%d/mem", pid):               {unix.EACCES, unix.ENOENT},
+		fmt.Sprintf("kill(%d, 0)", pid):                     eperm,
+		"kill(-1, 0)":                                       eperm,
 		"mount tmpfs on " + filepath.Dir(targets.WritePath): eperm,
-		"unshare(CLONE_NEWUSER)":                          eperm,
-		"unshare(CLONE_NEWNET)":                           eperm,
-		"bpf(BPF_PROG_LOAD)":                              eperm,
-		"io_uring_setup":                                  eperm,
-		"userfaultfd":                                     eperm,
-		"perf_event_open":                                 eperm,
-		"keyctl(GET_KEYRING_ID)":                          eperm,
-		"prctl(PR_SET_DUMPABLE, 1)":                       eperm,
-		"ioctl(0, TIOCSTI)":                               eperm,
-		"setuid(0)":                                       eperm,
-		"personality(READ_IMPLIES_EXEC)":                  eperm,
+		"unshare(CLONE_NEWUSER)":                            eperm,
+		"unshare(CLONE_NEWNET)":                             eperm,
+		"bpf(BPF_PROG_LOAD)":                                eperm,
+		"io_uring_setup":                                    eperm,
+		"userfaultfd":                                       eperm,
+		"perf_event_open":                                   eperm,
+		"keyctl(GET_KEYRING_ID)":                            eperm,
+		"prctl(PR_SET_DUMPABLE, 1)":                         eperm,
+		"ioctl(0, TIOCSTI)":                                 eperm,
+		"setuid(0)":                                         eperm,
+		"personality(READ_IMPLIES_EXEC)":                    eperm,
 	}
 }
 

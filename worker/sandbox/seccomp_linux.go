@@ -111,7 +111,9 @@ const (
 // x32SyscallBit marks x32 ABI syscall numbers on x86_64.
 const x32SyscallBit = 0x40000000
 
-func retErrno(e unix.Errno) uint32 { return unix.SECCOMP_RET_ERRNO | (uint32(e) & unix.SECCOMP_RET_DATA) }
+func retErrno(e unix.Errno) uint32 {
+	return unix.SECCOMP_RET_ERRNO | (uint32(e) & unix.SECCOMP_RET_DATA)
+}
 
 func stmt(code uint16, k uint32) unix.SockFilter { return unix.SockFilter{Code: code, K: k} }
 

@@ -53,4 +53,3 @@ func (r Result) String() string {
 func errnoName(e syscall.Errno) string {
 	return fmt.Sprintf("%s, errno %d", e.Error(), int(e))
 }
-
