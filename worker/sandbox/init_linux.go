@@ -148,6 +148,9 @@ func procIsOurs() bool {
 
 // allThreadsPrctl runs prctl on every thread of the process (libpsx).
 func allThreadsPrctl(option, arg2, arg3 uintptr) error {
+	if !procIsOurs() {
+		return ErrForeignProc // libpsx would walk the wrong /proc/<pid>/task
+	}
 	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, option, arg2, arg3, 0, 0, 0); e != 0 {
 		return fmt.Errorf("prctl(%d): %w", option, e)
 	}
