@@ -11,10 +11,11 @@ var (
 	// implementation for.
 	ErrUnsupported = errors.New("sandbox: unsupported on this platform")
 
-	// ErrNotExecutable is returned by [SpawnConfig.Apply] when the worker
+	// ErrNotAccessible is returned by [SpawnConfig.Apply] when the worker
 	// binary, or a directory on its path, cannot be read and executed by
-	// the unprivileged host uid the worker will run as.
-	ErrNotExecutable = errors.New("worker binary is not executable by the worker's uid")
+	// the unprivileged host uid the worker will run as, and by
+	// [PrepareSocketDir] when the worker could not reach the socket dir.
+	ErrNotAccessible = errors.New("not accessible to the worker's host uid")
 
 	// ErrUnprivilegedMapping is returned by [SpawnConfig.Apply] when a
 	// supervisor that is not root asks for a HostUID/HostGID other than its

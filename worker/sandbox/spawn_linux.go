@@ -156,7 +156,7 @@ func PrepareSocketDir(dir string, c SpawnConfig) error {
 // execute the file. ACLs are not consulted.
 func checkExecutableBy(path string, uid, gid uint32) error {
 	if path == "" {
-		return fmt.Errorf("empty worker path: %w", ErrNotExecutable)
+		return fmt.Errorf("empty worker path: %w", ErrNotAccessible)
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -177,26 +177,32 @@ func checkExecutableBy(path string, uid, gid uint32) error {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || !permits(&st, uid, gid, 5) {
 		return fmt.Errorf("%s (mode %o, owner %d:%d) for uid %d gid %d: %w",
-			real, st.Mode&0o7777, st.Uid, st.Gid, uid, gid, ErrNotExecutable)
+			real, st.Mode&0o7777, st.Uid, st.Gid, uid, gid, ErrNotAccessible)
 	}
 	return nil
 }
 
-// checkSearchable checks that uid/gid can search dir and all its parents.
+// checkSearchable checks that uid/gid can search dir and all its parents,
+// and names the topmost one it cannot.
 func checkSearchable(dir string, uid, gid uint32) error {
+	var chain []string
 	for d := dir; ; d = filepath.Dir(d) {
+		chain = append([]string{d}, chain...)
+		if d == "/" || d == "." {
+			break
+		}
+	}
+	for _, d := range chain {
 		var st unix.Stat_t
 		if err := unix.Stat(d, &st); err != nil {
 			return err
 		}
 		if !permits(&st, uid, gid, 1) {
 			return fmt.Errorf("directory %s (mode %o, owner %d:%d) is not searchable by uid %d gid %d: %w",
-				d, st.Mode&0o7777, st.Uid, st.Gid, uid, gid, ErrNotExecutable)
-		}
-		if d == "/" || d == "." {
-			return nil
+				d, st.Mode&0o7777, st.Uid, st.Gid, uid, gid, ErrNotAccessible)
 		}
 	}
+	return nil
 }
 
 // permits reports whether the owner, group or other bits (whichever apply to
