@@ -18,6 +18,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Cgroup is a control group made for one worker by [NewCgroup]. It lives in
+// a cgroup v2 hierarchy when one has the memory and pids controllers, and in
+// the cgroup v1 memory and pids hierarchies otherwise.
+//
+// The supervisor owns it: it places the worker in it (at birth through
+// [SpawnConfig].Cgroup with v2, with [Cgroup.AddPID] after the handshake with
+// v1), kills what is left with [Cgroup.Kill] when the run ends, and removes
+// it with [Cgroup.Remove].
+type Cgroup struct {
+	name string
+	// v2 is the group's directory in the cgroup2 hierarchy; "" with v1.
+	v2 string
+	// v1 are the group's directories in the v1 memory and pids
+	// hierarchies; nil with v2.
+	v1 []string
+	// memDir is the directory holding the memory controller's files.
+	memDir string
+	// fd is an open directory fd on v2 for CLONE_INTO_CGROUP; -1 otherwise.
+	fd int
+}
+
+// Name returns the name the group was created with.
+func (c *Cgroup) Name() string { return c.name }
+
+// Version returns 2 for a cgroup v2 group and 1 for a v1 group.
+func (c *Cgroup) Version() int {
+	if c.v2 != "" {
+		return 2
+	}
+	return 1
+}
+
 // cgroupMounts are the cgroup hierarchies visible in this mount namespace.
 type cgroupMounts struct {
 	v2 string            // mount point of the cgroup2 hierarchy, "" if none
@@ -269,10 +301,19 @@ func removeDirs(dirs []string) {
 	}
 }
 
+// writeCgroupFile writes value to an existing control file in one write(2),
+// as cgroupfs requires. A missing file is an os.ErrNotExist error (never
+// created: the kernel makes the files).
 func writeCgroupFile(dir, file, value string) error {
-	// cgroup files must be written in one write(2); os.WriteFile does that
-	// for short values.
-	if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0); err != nil {
+	f, err := os.OpenFile(filepath.Join(dir, file), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	_, err = f.Write([]byte(value))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("write %s: %w", file, err)
 	}
 	return nil

@@ -74,8 +74,11 @@ func TestNewCgroupV2Files(t *testing.T) {
 	write("cgroup.controllers", "cpu memory pids")
 	write("cgroup.subtree_control", "cpu")
 	// The kernel gives every new group its files; a plain directory does not.
-	require.NoError(t, os.Mkdir(filepath.Join(root, "aileron"), 0o755))
-	write("aileron/cgroup.subtree_control", "")
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "aileron/w1"), 0o755))
+	for _, f := range []string{"aileron/cgroup.subtree_control", "aileron/w1/memory.max",
+		"aileron/w1/memory.swap.max", "aileron/w1/pids.max"} {
+		write(f, "")
+	}
 	require.True(t, cgroupMounts{v2: root}.v2Usable())
 
 	cg, err := newCgroupV2(root, "aileron/w1", CgroupLimits{MemoryBytes: 64 << 20, Pids: 32})

@@ -20,7 +20,9 @@ import (
 //
 // The returned Report lists what is in force, read back from the process
 // where possible, for the run's audit record. On error the process may be
-// half locked down and must not run untrusted code; it should exit.
+// half locked down and must not run untrusted code; it should exit. Call it
+// once: a second call fails, since the seccomp filter denies the Landlock
+// and seccomp syscalls.
 func Lockdown(c LockdownConfig) (Report, error) {
 	var r Report
 	if err := c.validate(); err != nil {

@@ -465,9 +465,9 @@ func init() {
 					keep = append(keep, b)
 				}
 				runtime.GC()
+				runtime.KeepAlive(keep)
 				keep = nil
 				runtime.GC()
-				_ = keep
 				return nil
 			}},
 			{"panic and recover", func() (err error) {
@@ -477,6 +477,7 @@ func init() {
 					}
 				}()
 				var m map[string]int
+				//lint:ignore SA5000 the panic is the point
 				m["x"] = 1
 				return nil
 			}},

@@ -3,6 +3,8 @@
 package sandbox
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -64,18 +66,23 @@ func TestProbe(t *testing.T) {
 	require.Contains(t, seccomp.Detail, "allowlist")
 }
 
-// TestProbeExplainsUnreachableBinary: go test builds into a 0700 directory,
-// so the default Probe cannot start its child as the worker's uid. The
-// report must say so instead of claiming layers work or failing silently.
+// TestProbeExplainsUnreachableBinary: a child binary the worker's uid
+// cannot reach (here: inside a 0700 directory, as go test builds) must be
+// reported as such, not as working layers and not silently.
 func TestProbeExplainsUnreachableBinary(t *testing.T) {
 	requireRoot(t)
-	r := Probe()
+	bin := filepath.Join(t.TempDir(), "aileron")
+	require.NoError(t, os.WriteFile(bin, []byte("#!/bin/true\n"), 0o755))
+	r := ProbeWith(ProbeConfig{Executable: bin})
 	require.Equal(t, LayerNames(), names(r.Layers))
 	userns, _ := r.Layer(LayerUserNS)
 	require.False(t, userns.Active)
-	require.Contains(t, userns.Detail, "not executable by the worker's uid")
+	require.Contains(t, userns.Detail, "not accessible to the worker's host uid")
 	seccomp, _ := r.Layer(LayerSeccomp)
 	require.Contains(t, seccomp.Detail, "not tried")
+
+	// The default Probe (os.Executable) always yields a full report.
+	require.Equal(t, LayerNames(), names(Probe().Layers))
 }
 
 func TestProbeWithoutNamespaces(t *testing.T) {

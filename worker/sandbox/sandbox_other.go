@@ -19,6 +19,16 @@ func (c SpawnConfig) Apply(cmd *exec.Cmd) error { return errGOOS }
 // PrepareSocketDir returns ErrUnsupported outside Linux.
 func PrepareSocketDir(dir string, c SpawnConfig) error { return errGOOS }
 
+// Cgroup is a control group made for one worker by NewCgroup; outside
+// Linux there are none.
+type Cgroup struct{}
+
+// Name returns "".
+func (c *Cgroup) Name() string { return "" }
+
+// Version returns 0: no cgroups outside Linux.
+func (c *Cgroup) Version() int { return 0 }
+
 // NewCgroup returns ErrUnsupported outside Linux.
 func NewCgroup(name string, l CgroupLimits) (*Cgroup, error) { return nil, errGOOS }
 
@@ -44,7 +54,12 @@ func (c *Cgroup) OOMKilled() bool { return false }
 func Init(c InitConfig) error { return errGOOS }
 
 // Lockdown returns ErrUnsupported outside Linux: nothing can be enforced.
-func Lockdown(c LockdownConfig) (Report, error) { return unsupportedReport(), errGOOS }
+func Lockdown(c LockdownConfig) (Report, error) {
+	if err := c.validate(); err != nil {
+		return Report{}, err
+	}
+	return unsupportedReport(), errGOOS
+}
 
 // ProbeWith reports every layer unavailable outside Linux.
 func ProbeWith(c ProbeConfig) Report { return unsupportedReport() }

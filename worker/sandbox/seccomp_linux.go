@@ -247,10 +247,10 @@ func loadSeccomp(mode SeccompMode) (string, error) {
 	for _, r := range rules {
 		counts[r.kind]++
 	}
-	def := "kill process"
 	if mode == SeccompDenylist {
-		def = "allow"
+		return fmt.Sprintf("denylist, all threads (TSYNC), %d denied, %d conditional, everything else allowed; foreign arch and x32 killed",
+			counts[ruleDeny], counts[ruleAllowIf]), nil
 	}
-	return fmt.Sprintf("%s, all threads (TSYNC), %d allowed, %d conditional, %d denied, default %s, foreign arch and x32 killed",
-		mode, counts[ruleAllow], counts[ruleAllowIf], counts[ruleDeny], def), nil
+	return fmt.Sprintf("allowlist, all threads (TSYNC), %d allowed, %d conditional, %d denied with an errno, anything else kills the process; foreign arch and x32 killed",
+		counts[ruleAllow], counts[ruleAllowIf], counts[ruleDeny]), nil
 }
