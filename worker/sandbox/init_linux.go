@@ -1,0 +1,224 @@
+//go:build linux
+
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
+)
+
+// rlimitTable lists the limits Init sets, soft and hard (a lowered hard limit
+// cannot be raised again without CAP_SYS_RESOURCE in the initial user
+// namespace). RLIMIT_AS is deliberately absent: wasmtime reserves ~4 GiB of
+// address space per linear memory and the Go runtime dies ("fatal error:
+// runtime: out of memory", no error returned) under any useful RLIMIT_AS;
+// memory is bounded by the cgroup and wasmtime's store limiter instead.
+// RLIMIT_NPROC is absent too: it counts every thread of the host uid, which
+// all workers share; seccomp already forbids fork and the cgroup has pids.max.
+var rlimitTable = []struct {
+	name     string
+	resource int
+	value    func(InitConfig) uint64
+}{
+	{"core", unix.RLIMIT_CORE, func(InitConfig) uint64 { return 0 }}, // Security: a core file would hold guest data and host memory
+	{"nofile", unix.RLIMIT_NOFILE, func(c InitConfig) uint64 { return orDefault(c.MaxOpenFiles, 64) }},
+	{"fsize", unix.RLIMIT_FSIZE, func(c InitConfig) uint64 { return orDefault(c.MaxFileSize, 1<<20) }},
+	{"memlock", unix.RLIMIT_MEMLOCK, func(InitConfig) uint64 { return 0 }},   // nothing in the worker locks memory
+	{"msgqueue", unix.RLIMIT_MSGQUEUE, func(InitConfig) uint64 { return 0 }}, // no POSIX message queues
+}
+
+func orDefault(v, def uint64) uint64 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Init hardens the worker process before it serves anything. Call it first
+// thing in the worker's main, before plugin.Serve; it is irreversible. It:
+//
+//   - when the worker is PID 1 of its own user and PID namespaces, makes all
+//     mounts private and mounts a fresh /proc (go-landlock's thread walk
+//     needs a /proc of this PID namespace, and the host's processes vanish
+//     from view);
+//   - sets the rlimits in rlimitTable;
+//   - clears the dumpable flag (no ptrace, no /proc/<pid>/mem, no core);
+//   - sets no_new_privs on every thread;
+//   - drops every capability (bounding, ambient, permitted, effective,
+//     inheritable) on every thread. Inside its user namespace the worker is
+//     root with a full set; nothing after Init needs one.
+//
+// It then reads back every thread's state from /proc and fails if any of
+// this did not take.
+func Init(c InitConfig) error {
+	if err := remountProc(); err != nil {
+		return fmt.Errorf("sandbox init: %w", err)
+	}
+	for _, r := range rlimitTable {
+		v := r.value(c)
+		var cur unix.Rlimit
+		if err := unix.Getrlimit(r.resource, &cur); err != nil {
+			return fmt.Errorf("sandbox init: getrlimit %s: %w", r.name, err)
+		}
+		v = min(v, cur.Max) // never try to raise a hard limit
+		if err := unix.Setrlimit(r.resource, &unix.Rlimit{Cur: v, Max: v}); err != nil {
+			return fmt.Errorf("sandbox init: setrlimit %s=%d: %w", r.name, v, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("sandbox init: prctl(PR_SET_DUMPABLE, 0): %w", err)
+	}
+	if err := allThreadsPrctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
+		return fmt.Errorf("sandbox init: no_new_privs: %w", err)
+	}
+	haveSetpcap, err := dropCapabilities()
+	if err != nil {
+		return fmt.Errorf("sandbox init: drop capabilities: %w", err)
+	}
+	if err := checkThreads(func(s threadStatus) error {
+		switch {
+		case s["NoNewPrivs"] != "1":
+			return fmt.Errorf("NoNewPrivs %q", s["NoNewPrivs"])
+		case strings.Trim(s["CapEff"]+s["CapPrm"]+s["CapInh"]+s["CapAmb"], "0") != "":
+			return fmt.Errorf("capabilities left: CapEff %s CapPrm %s CapInh %s CapAmb %s", s["CapEff"], s["CapPrm"], s["CapInh"], s["CapAmb"])
+		case haveSetpcap && strings.Trim(s["CapBnd"], "0") != "":
+			// Without CAP_SETPCAP (a worker setuid'd to the host uid
+			// without a user namespace) the bounding set cannot be
+			// dropped; with nothing permitted, no_new_privs and no exec
+			// it grants nothing.
+			return fmt.Errorf("bounding set left: %s", s["CapBnd"])
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("sandbox init: %w", err)
+	}
+	return nil
+}
+
+// remountProc mounts a fresh /proc when this process is PID 1 of a PID
+// namespace inside a user namespace the supervisor made (SpawnConfig with
+// Namespaces creates the mount namespace with them). Outside a user
+// namespace, PID 1 is a real init or a container's, whose mounts are not ours
+// to touch.
+func remountProc() error {
+	if os.Getpid() != 1 || !inChildUserNS() {
+		return nil
+	}
+	// Security: private first, so nothing we mount propagates anywhere.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	// subset=pid (Linux 5.8) leaves out /proc/sys, /proc/kcore and the other
+	// system-wide files; only the worker's own pid directories remain.
+	if err := unix.Mount("proc", "/proc", "proc", flags, "subset=pid"); err != nil {
+		if err := unix.Mount("proc", "/proc", "proc", flags, ""); err != nil {
+			return fmt.Errorf("mount proc: %w", err)
+		}
+	}
+	return nil
+}
+
+// inChildUserNS reports whether the process is in a user namespace other
+// than the initial one, whose uid_map is the identity over all ids.
+func inChildUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
+}
+
+// procIsOurs reports whether /proc belongs to this process's PID namespace.
+func procIsOurs() bool {
+	self, err := os.Readlink("/proc/self")
+	return err == nil && self == strconv.Itoa(os.Getpid())
+}
+
+// allThreadsPrctl runs prctl on every thread of the process (libpsx).
+func allThreadsPrctl(option, arg2, arg3 uintptr) error {
+	if !procIsOurs() {
+		return ErrForeignProc // libpsx would walk the wrong /proc/<pid>/task
+	}
+	if _, _, e := psx.Syscall6(unix.SYS_PRCTL, option, arg2, arg3, 0, 0, 0); e != 0 {
+		return fmt.Errorf("prctl(%d): %w", option, e)
+	}
+	return nil
+}
+
+// dropCapabilities empties every capability set of every thread.
+// Capabilities are per thread, hence libpsx.
+// It reports whether the bounding set could be dropped too (that needs
+// CAP_SETPCAP).
+func dropCapabilities() (haveSetpcap bool, err error) {
+	if !procIsOurs() {
+		return false, ErrForeignProc // libpsx would walk the wrong /proc/<pid>/task forever
+	}
+	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false, fmt.Errorf("capget: %w", err)
+	}
+	haveSetpcap = data[0].Effective&(1<<unix.CAP_SETPCAP) != 0
+	if err := allThreadsPrctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err != nil {
+		return false, err
+	}
+	if haveSetpcap {
+		// Drop upwards until the kernel says the capability does not exist;
+		// /proc/sys/kernel/cap_last_cap is gone under proc's subset=pid.
+		for cp := uintptr(0); cp < 64; cp++ {
+			err := allThreadsPrctl(unix.PR_CAPBSET_DROP, cp, 0)
+			if errors.Is(err, unix.EINVAL) {
+				break
+			}
+			if err != nil {
+				return false, err
+			}
+		}
+	}
+	hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data = [2]unix.CapUserData{}
+	if _, _, e := psx.Syscall3(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
+		return false, fmt.Errorf("capset: %w", e)
+	}
+	return haveSetpcap, nil
+}
+
+// threadStatus is /proc/<pid>/task/<tid>/status as key -> value.
+type threadStatus map[string]string
+
+// checkThreads calls check with the status of every thread and returns the
+// first error, naming the thread.
+func checkThreads(check func(threadStatus) error) error {
+	tasks, err := filepath.Glob("/proc/self/task/*/status")
+	if err != nil || len(tasks) == 0 {
+		return fmt.Errorf("list threads: %v", err)
+	}
+	for _, path := range tasks {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue // the thread exited
+		}
+		s := threadStatus{}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			k, v, _ := strings.Cut(sc.Text(), ":")
+			s[k] = strings.TrimSpace(v)
+		}
+		if err := check(s); err != nil {
+			return fmt.Errorf("thread %s: %w", filepath.Base(filepath.Dir(path)), err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+//go:build !linux
+
+package sandbox
+
+import (
+	"fmt"
+	"os/exec"
+	"runtime"
+)
+
+var errGOOS = fmt.Errorf("%w: GOOS=%s", ErrUnsupported, runtime.GOOS)
+
+// MarkInheritedFDsCloseOnExec returns ErrUnsupported outside Linux.
+func MarkInheritedFDsCloseOnExec() error { return errGOOS }
+
+// Apply returns ErrUnsupported outside Linux.
+func (c SpawnConfig) Apply(cmd *exec.Cmd) error { return errGOOS }
+
+// PrepareSocketDir returns ErrUnsupported outside Linux.
+func PrepareSocketDir(dir string, c SpawnConfig) error { return errGOOS }
+
+// Cgroup is a control group made for one worker by NewCgroup; outside
+// Linux there are none.
+type Cgroup struct{}
+
+// Name returns "".
+func (c *Cgroup) Name() string { return "" }
+
+// Version returns 0: no cgroups outside Linux.
+func (c *Cgroup) Version() int { return 0 }
+
+// NewCgroup returns ErrUnsupported outside Linux.
+func NewCgroup(name string, l CgroupLimits) (*Cgroup, error) { return nil, errGOOS }
+
+// FD reports no fd outside Linux.
+func (c *Cgroup) FD() (int, bool) { return -1, false }
+
+// AddPID returns ErrUnsupported outside Linux.
+func (c *Cgroup) AddPID(pid int) error { return errGOOS }
+
+// PIDs returns ErrUnsupported outside Linux.
+func (c *Cgroup) PIDs() ([]int, error) { return nil, errGOOS }
+
+// Kill returns ErrUnsupported outside Linux.
+func (c *Cgroup) Kill() error { return errGOOS }
+
+// Remove returns ErrUnsupported outside Linux.
+func (c *Cgroup) Remove() error { return errGOOS }
+
+// OOMKilled is always false outside Linux.
+func (c *Cgroup) OOMKilled() bool { return false }
+
+// Init returns ErrUnsupported outside Linux.
+func Init(c InitConfig) error { return errGOOS }
+
+// Lockdown returns ErrUnsupported outside Linux: nothing can be enforced.
+func Lockdown(c LockdownConfig) (Report, error) {
+	if err := c.validate(); err != nil {
+		return Report{}, err
+	}
+	return unsupportedReport(), errGOOS
+}
+
+// ProbeWith reports every layer unavailable outside Linux.
+func ProbeWith(c ProbeConfig) Report { return unsupportedReport() }
+
+func unsupportedReport() Report {
+	var r Report
+	for _, name := range LayerNames() {
+		r.set(name, false, errGOOS.Error())
+	}
+	return r
+}
