@@ -40,7 +40,7 @@ func (s *Store) PutCompiled(wasm Digest, configID string, artifact []byte) (stri
 	if err != nil {
 		return "", err
 	}
-	if err := s.writeAtomic(base+".cwasm", artifact, 0o400); err != nil {
+	if err := s.writeAtomic(base+".cwasm", artifact, 0o444); err != nil {
 		return "", fmt.Errorf("store compiled module: %w", err)
 	}
 	if err := s.writeAtomic(base+".json", meta, 0o400); err != nil {
@@ -161,3 +161,9 @@ func (v *verifiedSet) forget(path string) {
 	defer v.mu.Unlock()
 	delete(v.m, path)
 }
+
+// CompiledDir is the directory of compiled artifacts. Workers, which run as
+// another uid, get a descriptor of it and can search it and read the
+// artifacts (mode 0711 and 0444: machine code of public modules is not
+// secret) but not list or change them.
+func (s *Store) CompiledDir() string { return filepath.Join(s.root, "compiled") }

@@ -77,6 +77,9 @@ func Open(root string) (*Store, error) {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}
+	if err := os.Chmod(filepath.Join(root, "compiled"), 0o711); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	return &Store{root: root, lock: flock.New(filepath.Join(root, ".lock"))}, nil
 }
 

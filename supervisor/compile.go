@@ -12,7 +12,7 @@ import (
 // w's engine configuration, compiling it in w (a sandboxed worker: compiling
 // is processing untrusted input) when the cache has none or a corrupt one.
 func (s *Supervisor) compiled(w *workerProc, inst *cas.Installed) (string, error) {
-	id := w.isolation.ConfigID
+	id := w.configID
 	if id == "" {
 		return "", errors.New("worker reported no engine configuration")
 	}
@@ -26,11 +26,12 @@ func (s *Supervisor) compiled(w *workerProc, inst *cas.Installed) (string, error
 	if errors.Is(err, cas.ErrCorrupt) {
 		s.log.Warn("compiled module failed verification; removed and rebuilding", "connector", inst.Entry.Ref, "error", err)
 	}
-	// The wasm blob is re-hashed before it is compiled.
-	if err := s.store.Verify(inst.Entry.Wasm); err != nil {
+	// The wasm blob is re-hashed as it is read.
+	wasm, err := s.store.Read(inst.Entry.Wasm, cas.MaxWasmBytes)
+	if err != nil {
 		return "", err
 	}
-	reply, err := w.rpc.Compile(worker.CompileArgs{WasmPath: inst.WasmPath})
+	reply, err := w.rpc.Compile(worker.CompileArgs{Wasm: wasm})
 	if err != nil {
 		return "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"aileron.dev/aileron/broker"
@@ -146,7 +147,7 @@ func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (*RunResult, error) {
 				return nil, err
 			}
 			workers[fqn] = w
-			res.Isolation = w.isolation.Applied
+			res.Isolation = w.applied
 		}
 		input, err := manifest.Render(st.With, p.Inputs, outputs)
 		if err != nil {
@@ -219,7 +220,7 @@ func (s *Supervisor) bindWorker(ctx context.Context, b *broker.Client, p *Plan, 
 	}
 	lim := s.cfg.Limits
 	lim.DeadlineMS = s.deadline().Milliseconds()
-	reply, err := w.rpc.Load(worker.LoadArgs{Connector: fqn, ArtifactPath: art, ConfigID: w.isolation.ConfigID, Capabilities: g.Imports, Limits: lim})
+	reply, err := w.rpc.Load(worker.LoadArgs{Connector: fqn, ArtifactName: filepath.Base(art), ConfigID: w.configID, Capabilities: g.Imports, Limits: lim})
 	if err != nil {
 		return fail(fmt.Errorf("load %s: %w", fqn, err))
 	}

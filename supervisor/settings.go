@@ -61,6 +61,8 @@ type IsolationSettings struct {
 	// Mode is "strict" (refuse to run without every layer) or "relaxed"
 	// (run with a loud warning). Default: relaxed for the CLI.
 	Mode string `toml:"mode"`
+	// UnsafeDisable names layers not to apply; see Isolation.UnsafeDisable.
+	UnsafeDisable []string `toml:"unsafe_disable"`
 }
 
 // LoadSettings reads home/config.toml; a missing file is the zero Settings.
@@ -123,10 +125,11 @@ func (s Settings) Apply(cfg *Config) error {
 		lim.DeadlineMS = d.Milliseconds()
 	}
 	cfg.Limits = lim
+	cfg.Isolation.UnsafeDisable = s.Isolation.UnsafeDisable
 	switch s.Isolation.Mode {
 	case "", "relaxed":
 	case "strict":
-		cfg.Strict = true
+		cfg.Isolation.Strict = true
 	default:
 		return fmt.Errorf("%s: isolation.mode %q: must be strict or relaxed", SettingsFile, s.Isolation.Mode)
 	}

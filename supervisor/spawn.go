@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin/runner"
@@ -77,8 +78,10 @@ type procRunner struct {
 	started func(pid int) error
 	log     hclog.Logger
 
-	mu  sync.Mutex
-	pid int
+	mu      sync.Mutex
+	pid     int
+	waited  bool
+	waitErr error
 }
 
 var _ runner.Runner = (*procRunner)(nil)
@@ -103,7 +106,33 @@ func (r *procRunner) Start(context.Context) error {
 	return nil
 }
 
-func (r *procRunner) Wait(context.Context) error { return r.cmd.Wait() }
+func (r *procRunner) Wait(context.Context) error {
+	err := r.cmd.Wait()
+	r.mu.Lock()
+	r.waitErr, r.waited = err, true
+	r.mu.Unlock()
+	return err
+}
+
+// exitDetail describes how the process ended, once it has been reaped.
+func (r *procRunner) exitDetail() string {
+	if r == nil {
+		return ""
+	}
+	for i := 0; i < 50; i++ {
+		r.mu.Lock()
+		waited, err := r.waited, r.waitErr
+		r.mu.Unlock()
+		if waited {
+			if err == nil {
+				return " (it exited with status 0)"
+			}
+			return " (" + err.Error() + ")"
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ""
+}
 
 // Kill sends SIGKILL to the child's process group at once: a worker gets no
 // grace period, it holds nothing worth saving.

@@ -32,6 +32,7 @@ import (
 	"aileron.dev/aileron/broker"
 	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/worker"
+	"aileron.dev/aileron/worker/sandbox"
 )
 
 // Config configures a Supervisor. Zero values are safe defaults.
@@ -56,9 +57,8 @@ type Config struct {
 	// waits for the worker's own deadline error before it kills the
 	// worker (default 100ms).
 	KillGrace time.Duration
-	// Strict refuses to run a connector when an isolation layer is
-	// unavailable; otherwise the run proceeds with a loud warning.
-	Strict bool
+	// Isolation configures the workers' OS isolation.
+	Isolation Isolation
 	// Via says how runs are started ("cli", "mcp", "serve"), for audit.
 	Via string
 	// Logger receives the supervisor's, the broker's and the workers'
@@ -108,7 +108,15 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	if err := cfg.Isolation.validate(); err != nil {
+		return nil, err
+	}
 	cfg.Broker.Home = cfg.Home
+	// Security: only the descriptors meant for a child reach it; anything
+	// this process inherited or opened without O_CLOEXEC stays here.
+	if err := sandbox.MarkInheritedFDsCloseOnExec(); err != nil {
+		return nil, fmt.Errorf("mark inherited descriptors close-on-exec: %w", err)
+	}
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("aileron home: %w", err)
 	}
@@ -118,6 +126,11 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	scratch, err := os.MkdirTemp("", "aileron-")
 	if err != nil {
+		return nil, fmt.Errorf("scratch dir: %w", err)
+	}
+	// Workers run as another uid: they may traverse (not list) the
+	// scratch root to reach their own 0700 directory inside it.
+	if err := os.Chmod(scratch, 0o711); err != nil {
 		return nil, fmt.Errorf("scratch dir: %w", err)
 	}
 	return &Supervisor{cfg: cfg, log: cfg.Logger.Named("supervisor"), store: store, scratch: scratch}, nil

@@ -9,17 +9,18 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"golang.org/x/sys/unix"
 
 	"aileron.dev/aileron/broker"
 	"aileron.dev/aileron/sdk/abi"
 	"aileron.dev/aileron/worker"
+	"aileron.dev/aileron/worker/sandbox"
 )
 
 // workerProc is one running worker process.
@@ -29,21 +30,41 @@ type workerProc struct {
 	proc      *procRunner
 	channelID string
 	scratch   string
-	isolation worker.SandboxReply
+	cgroup    *sandbox.Cgroup
+	configID  string
+	// applied and missing are the isolation layers in force and not.
+	applied, missing []string
 
 	killOnce sync.Once
+	oom      bool
 }
 
 // kill ends the process at once and cleans up after it. It is safe to call
 // more than once and from any goroutine.
 func (w *workerProc) kill() {
 	w.killOnce.Do(func() {
+		if w.cgroup != nil {
+			_ = w.cgroup.Kill()
+		}
 		if w.proc != nil {
 			_ = w.proc.Kill(context.Background())
 		}
 		w.client.Kill()
+		if w.cgroup != nil {
+			w.oom = w.cgroup.OOMKilled()
+			_ = w.cgroup.Remove()
+		}
 		_ = os.RemoveAll(w.scratch)
 	})
+}
+
+// oomKilled reports whether the kernel killed the worker at its cgroup
+// memory limit (valid after kill).
+func (w *workerProc) oomKilled() bool {
+	if w.cgroup != nil && w.cgroup.OOMKilled() {
+		return true
+	}
+	return w.oom
 }
 
 // startWorker spawns a sandboxed worker whose broker channel is bound to g.
@@ -71,11 +92,18 @@ func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker
 	if err != nil {
 		return nil, err
 	}
-	w := &workerProc{channelID: id, scratch: scratch}
+	cache, err := os.OpenFile(s.store.CompiledDir(), os.O_RDONLY|unix.O_DIRECTORY|unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		_ = os.RemoveAll(scratch)
+		return nil, fmt.Errorf("open compiled-module cache: %w", err)
+	}
+	ws := s.prepareSpawn()
+	w := &workerProc{channelID: id, scratch: scratch, cgroup: ws.cgroup}
 	spec := procSpec{
 		Path:       s.cfg.WorkerPath,
 		Env:        []string{worker.EnvScratch + "=" + scratch, worker.EnvBrokerFD + "=" + strconv.Itoa(worker.BrokerFD)},
-		ExtraFiles: []*os.File{workerEnd},
+		ExtraFiles: []*os.File{workerEnd, cache},
+		Prepare:    applySpawn(ws, scratch),
 	}
 	rf := runnerFunc(spec)
 	w.client = plugin.NewClient(&plugin.ClientConfig{
@@ -95,21 +123,41 @@ func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker
 		Logger:           quietKills(s.cfg.Logger.Named("worker").With("connector", g.Connector)),
 	})
 	w.rpc, err = dispense[*worker.Client](w.client, worker.PluginName)
+	cache.Close()
 	if err != nil {
-		_ = os.RemoveAll(scratch)
+		w.kill()
 		return nil, fmt.Errorf("start worker for %s: %w", g.Connector, err)
+	}
+	// cgroup v1 has no CLONE_INTO_CGROUP: place the worker now, after the
+	// handshake and before the first RPC, while it runs only our code.
+	if w.cgroup != nil {
+		if _, atBirth := w.cgroup.FD(); !atBirth {
+			if err := w.cgroup.AddPID(w.proc.Pid()); err != nil {
+				w.kill()
+				return nil, fmt.Errorf("place worker for %s in its cgroup: %w", g.Connector, err)
+			}
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		w.kill()
 		return nil, ctxErr(ctx)
 	}
-	w.isolation, err = w.rpc.Sandbox(worker.SandboxArgs{ReadOnlyPaths: []string{s.store.Root()}, Strict: s.cfg.Strict})
+	reply, err := w.rpc.Sandbox(s.sandboxArgs())
 	if err != nil {
 		w.kill()
+		if s.cfg.Isolation.Strict {
+			return nil, fmt.Errorf("%w: %s: %v", ErrIsolation, g.Connector, err)
+		}
 		return nil, fmt.Errorf("sandbox worker for %s: %w", g.Connector, err)
 	}
-	if len(w.isolation.Missing) > 0 {
-		s.log.Warn("RELAXED ISOLATION: running connector with isolation layers missing", "connector", g.Connector, "missing", strings.Join(w.isolation.Missing, "; "))
+	w.configID = reply.ConfigID
+	if ws.cfg.Namespaces {
+		reply.Applied = append(reply.Applied, sandbox.LayerUserNS, sandbox.LayerNetNS, sandbox.LayerPIDNS, sandbox.LayerIPCNS, sandbox.LayerUTSNS, sandbox.LayerMountNS)
+	}
+	w.applied, w.missing, err = s.checkIsolation(ws, reply, g.Connector)
+	if err != nil {
+		w.kill()
+		return nil, err
 	}
 	return w, nil
 }
@@ -133,7 +181,11 @@ func (s *Supervisor) invoke(ctx context.Context, w *workerProc, deadline time.Du
 	case r := <-done:
 		if r.err != nil {
 			if w.client.Exited() || errors.Is(r.err, rpc.ErrShutdown) || errors.Is(r.err, io.ErrUnexpectedEOF) || errors.Is(r.err, io.EOF) {
-				return r.reply, &worker.Failure{Code: abi.CodeWorkerDied, Message: "worker process ended without answering: " + r.err.Error()}
+				w.kill()
+				if w.oomKilled() {
+					return r.reply, &worker.Failure{Code: abi.CodeMemoryLimit, Message: "memory limit exceeded: the kernel killed the worker at its cgroup limit"}
+				}
+				return r.reply, &worker.Failure{Code: abi.CodeWorkerDied, Message: "worker process ended without answering" + w.proc.exitDetail()}
 			}
 			return r.reply, &worker.Failure{Code: abi.CodeInternal, Message: r.err.Error()}
 		}

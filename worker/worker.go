@@ -48,14 +48,26 @@ const (
 // BrokerFD is the descriptor the broker channel arrives on (ExtraFiles[0]).
 const BrokerFD = 3
 
-// SandboxArgs says how the worker must lock itself down.
+// CacheFD is a directory descriptor of the compiled-module cache
+// (ExtraFiles[1]). The worker opens artifacts as /proc/self/fd/4/NAME: the
+// cache's parent directories (a private $AILERON_HOME) need not be
+// reachable by the worker's unprivileged uid, and Landlock grants read-only
+// access to this one directory.
+const CacheFD = 4
+
+// CacheDir is the path through which the worker reaches the cache.
+const CacheDir = "/proc/self/fd/4"
+
+// SandboxArgs says how the worker must lock itself down. The zero value
+// applies every layer.
 type SandboxArgs struct {
-	// ReadOnlyPaths may still be read after lockdown (the compiled-module
-	// cache).
-	ReadOnlyPaths []string
-	// Strict makes a missing isolation layer an error instead of a
-	// warning.
+	// Strict makes an unavailable Landlock an error instead of a missing
+	// layer in the reply.
 	Strict bool
+	// DisableLandlock and DisableSeccomp skip a layer (the operator's
+	// isolation.unsafe_disable); the reply then lists it as missing.
+	DisableLandlock bool
+	DisableSeccomp  bool
 }
 
 // SandboxReply reports what was applied.
@@ -63,17 +75,17 @@ type SandboxReply struct {
 	// ConfigID identifies the worker's wasmtime version and engine
 	// configuration: compiled artifacts are cached under it.
 	ConfigID string
-	// Applied names each active layer, e.g. "landlock:v7", "seccomp".
+	// Applied names each active in-process layer, e.g. "landlock".
 	Applied []string
-	// Missing names each requested layer that could not be applied, with
-	// the reason.
+	// Missing names each in-process layer that is not in force, with the
+	// reason ("seccomp: off by configuration").
 	Missing []string
 }
 
 // CompileArgs asks the worker to compile a module.
 type CompileArgs struct {
-	// WasmPath is the module to compile.
-	WasmPath string
+	// Wasm is the module, already checked against its hash.
+	Wasm []byte
 }
 
 // CompileReply carries the serialized machine code.
@@ -97,9 +109,10 @@ type Limits struct {
 type LoadArgs struct {
 	// Connector is the connector's FQN, for logs and errors.
 	Connector string
-	// ArtifactPath is the compiled module; the supervisor verified its
-	// hash before sending it.
-	ArtifactPath string
+	// ArtifactName is the compiled module's file name in the cache
+	// directory (CacheDir); the supervisor verified its hash before
+	// sending it.
+	ArtifactName string
 	// ConfigID must equal the worker's engine configuration.
 	ConfigID string
 	// Capabilities are the runtime import capability IDs granted.

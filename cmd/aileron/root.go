@@ -125,7 +125,10 @@ func (a *app) supervisor(strict *bool) (*supervisor.Supervisor, error) {
 		return nil, err
 	}
 	if strict != nil {
-		cfg.Strict = *strict
+		cfg.Isolation.Strict = *strict
+	}
+	if len(cfg.Isolation.UnsafeDisable) > 0 {
+		fmt.Fprintf(a.stderr, "aileron: WARNING: config.toml disables isolation layers: %v\n", cfg.Isolation.UnsafeDisable)
 	}
 	level := hclog.Warn
 	if a.verbose {

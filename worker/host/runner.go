@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -159,15 +158,17 @@ func (r *Runner) Invoke(ctx context.Context, invocation []byte) (*Outcome, error
 	ctx, cancel := context.WithTimeout(ctx, lim.Deadline)
 	defer cancel()
 
-	dir, err := os.MkdirTemp(r.scratch, "inv-")
+	// Three fresh files in the scratch directory (no subdirectory: the
+	// sandbox allows creating and removing files there, not directories).
+	stdin, stdout, stderr, err := r.streamFiles(invocation)
 	if err != nil {
-		return nil, fmt.Errorf("scratch dir: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	stdin, stdout, stderr := filepath.Join(dir, "stdin"), filepath.Join(dir, "stdout"), filepath.Join(dir, "stderr")
-	if err := os.WriteFile(stdin, invocation, 0o600); err != nil {
-		return nil, fmt.Errorf("write stdin: %w", err)
-	}
+	defer func() {
+		for _, p := range []string{stdin, stdout, stderr} {
+			os.Remove(p)
+		}
+	}()
 
 	wasi := wasmtime.NewWasiConfig()
 	// Security: no args, no environment, no preopened directories: the
@@ -212,6 +213,35 @@ func (r *Runner) Invoke(ctx context.Context, invocation []byte) (*Outcome, error
 
 // run instantiates the module and calls _start. It returns the guest's
 // linear memory size at the end, for attributing failures to the limit.
+// streamFiles creates the invocation's stdin (holding inv), stdout and
+// stderr files.
+func (r *Runner) streamFiles(inv []byte) (stdin, stdout, stderr string, err error) {
+	var names [3]string
+	for i, kind := range []string{"stdin", "stdout", "stderr"} {
+		f, err := os.CreateTemp(r.scratch, kind+"-*")
+		if err != nil {
+			for _, n := range names[:i] {
+				os.Remove(n)
+			}
+			return "", "", "", fmt.Errorf("scratch %s: %w", kind, err)
+		}
+		names[i] = f.Name()
+		if kind == "stdin" {
+			_, err = f.Write(inv)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			for _, n := range names[:i+1] {
+				os.Remove(n)
+			}
+			return "", "", "", fmt.Errorf("scratch %s: %w", kind, err)
+		}
+	}
+	return names[0], names[1], names[2], nil
+}
+
 func (r *Runner) run(store *wasmtime.Store) (int64, error) {
 	instance, err := r.linker.Instantiate(store, r.module)
 	if err != nil {

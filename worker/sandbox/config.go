@@ -166,6 +166,12 @@ type LockdownConfig struct {
 	// compiled-module cache directory. Each path must exist.
 	ReadOnlyPaths []string
 
+	// ReadWritePaths are directories the worker may still create, write
+	// and remove files in after Lockdown (no execute right): its private
+	// scratch directory, where each invocation's stdin, stdout and stderr
+	// live. Each path must exist.
+	ReadWritePaths []string
+
 	// Landlock is how Landlock is applied; see [LandlockMode].
 	Landlock LandlockMode
 

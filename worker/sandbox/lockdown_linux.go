@@ -121,6 +121,18 @@ func applyLandlock(c LockdownConfig) (active bool, detail string, err error) {
 		// compiled code is not an exec.
 		rules = append(rules, landlock.PathAccess(access, p))
 	}
+	for _, p := range c.ReadWritePaths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return false, "", fmt.Errorf("read-write path: %w", err)
+		}
+		if !st.IsDir() {
+			return false, "", fmt.Errorf("read-write path %s is not a directory", p)
+		}
+		access := landlock.AccessFSSet(llsys.AccessFSReadFile | llsys.AccessFSReadDir | llsys.AccessFSWriteFile |
+			llsys.AccessFSMakeReg | llsys.AccessFSMakeDir | llsys.AccessFSRemoveFile | llsys.AccessFSRemoveDir | llsys.AccessFSTruncate)
+		rules = append(rules, landlock.PathAccess(access, p))
+	}
 	// The newest preset go-landlock knows, downgraded to what the kernel
 	// offers: a newer kernel then also restricts pathname unix sockets and
 	// UDP without a code change. No network rule: every TCP bind and
@@ -128,7 +140,7 @@ func applyLandlock(c LockdownConfig) (active bool, detail string, err error) {
 	if err := landlock.V11.BestEffort().Restrict(rules...); err != nil {
 		return false, "", err
 	}
-	return true, fmt.Sprintf("ABI %d, %s (%s); read-only: %v; nothing else", abi, c.Landlock, landlockCovers(abi), c.ReadOnlyPaths), nil
+	return true, fmt.Sprintf("ABI %d, %s (%s); read-only: %v; read-write: %v; nothing else", abi, c.Landlock, landlockCovers(abi), c.ReadOnlyPaths, c.ReadWritePaths), nil
 }
 
 // observeProcess records in r the process-wide state Init set up, read back

@@ -3,17 +3,54 @@ package server
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"aileron.dev/aileron/worker"
+	"aileron.dev/aileron/worker/sandbox"
 )
 
-// lockdown applies the in-process isolation layers. Until worker/sandbox
-// lands, nothing is applied and strict mode refuses.
-func lockdown(a worker.SandboxArgs) (worker.SandboxReply, error) {
-	reply := worker.SandboxReply{Missing: []string{"landlock: not implemented", "seccomp: not implemented"}}
-	if a.Strict && len(reply.Missing) > 0 {
-		return reply, fmt.Errorf("strict isolation: layers unavailable: %s", strings.Join(reply.Missing, "; "))
+// inProcessLayers are the layers the worker applies to itself (the
+// supervisor accounts for namespaces and the cgroup).
+var inProcessLayers = []string{
+	sandbox.LayerRlimits,
+	sandbox.LayerNoNewPrivs,
+	sandbox.LayerNotDumpable,
+	sandbox.LayerCapabilities,
+	sandbox.LayerLandlock,
+	sandbox.LayerSeccomp,
+}
+
+// lockdown applies Landlock and then seccomp to this process, after the
+// go-plugin listener and the broker channel exist and before anything
+// untrusted is compiled, loaded or run. Landlock leaves read-only access to
+// the compiled-module cache and read-write access to the scratch directory.
+func lockdown(a worker.SandboxArgs, scratch string, initErr error) (worker.SandboxReply, error) {
+	cfg := sandbox.LockdownConfig{
+		ReadOnlyPaths:  []string{worker.CacheDir},
+		ReadWritePaths: []string{scratch},
+		Landlock:       sandbox.LandlockBestEffort,
+		Seccomp:        sandbox.SeccompAllowlist,
+	}
+	if a.Strict {
+		cfg.Landlock = sandbox.LandlockRequired
+	}
+	if a.DisableLandlock {
+		cfg.Landlock = sandbox.LandlockOff
+	}
+	if a.DisableSeccomp {
+		cfg.Seccomp = sandbox.SeccompOff
+	}
+	rep, err := sandbox.Lockdown(cfg)
+	var reply worker.SandboxReply
+	if err != nil {
+		return reply, fmt.Errorf("lockdown: %w", err)
+	}
+	reply.Applied = rep.Active()
+	for _, l := range rep.Missing(inProcessLayers) {
+		detail := l.Detail
+		if initErr != nil && l.Name != sandbox.LayerLandlock && l.Name != sandbox.LayerSeccomp {
+			detail += " (init: " + initErr.Error() + ")"
+		}
+		reply.Missing = append(reply.Missing, l.Name+": "+detail)
 	}
 	return reply, nil
 }

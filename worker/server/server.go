@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"aileron.dev/aileron/sdk/abi"
 	"aileron.dev/aileron/worker"
 	"aileron.dev/aileron/worker/host"
+	"aileron.dev/aileron/worker/sandbox"
 )
 
 // Errors returned to the supervisor for calls out of order.
@@ -43,7 +45,8 @@ var (
 type Server struct {
 	log     hclog.Logger
 	scratch string
-	brokerf *os.File
+	broker  *brokerServices
+	initErr error
 
 	mu        sync.Mutex
 	engine    *wasmtime.Engine
@@ -68,11 +71,19 @@ func Main() int {
 		fmt.Fprintln(os.Stderr, "aileron-worker is started by aileron; it is not meant to be run by hand")
 		return 2
 	}
+	// Still trusted code: mount a fresh /proc if we are pid 1 of our own
+	// namespace, set rlimits, drop capabilities, no_new_privs. A failure
+	// is reported by Sandbox (the layers show as missing), not hidden.
+	initErr := sandbox.Init(sandbox.InitConfig{})
+	if initErr != nil {
+		log.Warn("sandbox init failed", "error", initErr)
+	}
 	s, err := New(log)
 	if err != nil {
 		log.Error("worker start failed", "error", err)
 		return 1
 	}
+	s.initErr = initErr
 	worker.Serve(s)
 	return 0
 }
@@ -91,14 +102,20 @@ func New(log hclog.Logger) (*Server, error) {
 		}
 		fd = n
 	}
-	return &Server{log: log, scratch: scratch, brokerf: os.NewFile(uintptr(fd), "broker-channel")}, nil
+	// The channel is wrapped now, before seccomp forbids nothing here but
+	// it is still trusted code's job to set up every descriptor.
+	conn, err := net.FileConn(os.NewFile(uintptr(fd), "broker-channel"))
+	if err != nil {
+		return nil, fmt.Errorf("broker channel: %w", err)
+	}
+	return &Server{log: log, scratch: scratch, broker: &brokerServices{conn: conn, log: log}}, nil
 }
 
 // Sandbox implements worker.Worker.
 func (s *Server) Sandbox(a worker.SandboxArgs) (worker.SandboxReply, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	reply, err := lockdown(a)
+	reply, err := lockdown(a, s.scratch, s.initErr)
 	reply.ConfigID = host.ConfigID()
 	if err != nil {
 		return reply, err
@@ -115,11 +132,7 @@ func (s *Server) Compile(a worker.CompileArgs) (worker.CompileReply, error) {
 	if !s.sandboxed {
 		return worker.CompileReply{}, ErrNotSandboxed
 	}
-	wasm, err := os.ReadFile(a.WasmPath)
-	if err != nil {
-		return worker.CompileReply{}, fmt.Errorf("read module: %w", err)
-	}
-	art, err := host.Compile(s.engineLocked(), wasm)
+	art, err := host.Compile(s.engineLocked(), a.Wasm)
 	if err != nil {
 		return worker.CompileReply{}, err
 	}
@@ -146,12 +159,15 @@ func (s *Server) Load(a worker.LoadArgs) (worker.LoadReply, error) {
 	if a.ConfigID != host.ConfigID() {
 		return worker.LoadReply{}, fmt.Errorf("compiled module was built for %q, this worker runs %q", a.ConfigID, host.ConfigID())
 	}
-	m, err := host.Load(s.engineLocked(), a.ArtifactPath)
+	if a.ArtifactName == "" || strings.ContainsAny(a.ArtifactName, "/\x00") || strings.HasPrefix(a.ArtifactName, ".") {
+		return worker.LoadReply{}, fmt.Errorf("bad artifact name %q", a.ArtifactName)
+	}
+	m, err := host.Load(s.engineLocked(), worker.CacheDir+"/"+a.ArtifactName)
 	if err != nil {
 		return worker.LoadReply{}, err
 	}
-	svc := &brokerServices{f: s.brokerf, log: s.log.With("connector", a.Connector)}
-	r, err := host.NewRunner(s.engine, m, a.Capabilities, limitsFrom(a.Limits), svc, s.scratch)
+	s.broker.log = s.log.With("connector", a.Connector)
+	r, err := host.NewRunner(s.engine, m, a.Capabilities, limitsFrom(a.Limits), s.broker, s.scratch)
 	if err != nil {
 		m.Close()
 		var f *host.Failure
@@ -203,29 +219,14 @@ func (s *Server) Invoke(a worker.InvokeArgs) (worker.InvokeReply, error) {
 // brokerServices implements host.Services over the broker channel.
 type brokerServices struct {
 	mu   sync.Mutex
-	f    *os.File
 	conn net.Conn
 	log  hclog.Logger
-}
-
-func (b *brokerServices) connLocked() (net.Conn, error) {
-	if b.conn == nil {
-		c, err := net.FileConn(b.f)
-		if err != nil {
-			return nil, fmt.Errorf("broker channel: %w", err)
-		}
-		b.conn = c
-	}
-	return b.conn, nil
 }
 
 func (b *brokerServices) roundTrip(ctx context.Context, req *channel.Request) (*channel.Response, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	c, err := b.connLocked()
-	if err != nil {
-		return nil, err
-	}
+	c := b.conn
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 		defer c.SetDeadline(time.Time{})
