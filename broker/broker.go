@@ -153,8 +153,26 @@ type CredentialInfo struct {
 	Updated    time.Time
 }
 
+// RunRecord summarises one action run for the audit log: how it ended and
+// under which isolation.
+type RunRecord struct {
+	RunID  string
+	Action string
+	Via    string
+	// Isolation is "strict" or "relaxed"; Layers are those in force for
+	// the run's workers, Missing those that were not.
+	Isolation string
+	Layers    []string
+	Missing   []string
+	// Code is "ok" or the failure's code; Message says why.
+	Code       string
+	Message    string
+	DurationMS float64
+}
+
 // Control is the broker's control RPC, served to the supervisor only.
 type Control interface {
+	RecordRun(RunRecord) error
 	Configure(Config) error
 	Open(OpenArgs) error
 	Step(StepArgs) error
@@ -211,6 +229,12 @@ func (c *Client) Close(id string) (CloseReply, error) {
 	return r, err
 }
 
+// RecordRun implements Control.
+func (c *Client) RecordRun(r RunRecord) error {
+	var out struct{}
+	return c.c.Call("Plugin.RecordRun", r, &out)
+}
+
 // VaultSet implements Control.
 func (c *Client) VaultSet(a VaultSetArgs) error {
 	var r struct{}
@@ -231,6 +255,8 @@ func (c *Client) VaultRemove(name string) error {
 }
 
 type rpcServer struct{ impl Control }
+
+func (s *rpcServer) RecordRun(r RunRecord, _ *struct{}) error { return s.impl.RecordRun(r) }
 
 func (s *rpcServer) VaultSet(a VaultSetArgs, _ *struct{}) error { return s.impl.VaultSet(a) }
 func (s *rpcServer) VaultRemove(n string, _ *struct{}) error    { return s.impl.VaultRemove(n) }

@@ -111,7 +111,7 @@ func (s *Supervisor) Run(ctx context.Context, a *manifest.Action, given map[stri
 
 // RunPlan runs a prepared plan: steps in order, one worker per connector,
 // every worker killed and every channel closed before it returns.
-func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (*RunResult, error) {
+func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (_ *RunResult, err error) {
 	b, err := s.Broker()
 	if err != nil {
 		return nil, err
@@ -119,11 +119,13 @@ func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (*RunResult, error) {
 	runID := newID()
 	res := &RunResult{RunID: runID, Action: p.Action.Name}
 	workers := map[string]*workerProc{}
+	started := time.Now()
 	defer func() {
 		for _, w := range workers {
 			w.kill()
 			_, _ = b.Close(w.channelID)
 		}
+		s.recordRun(b, p, runID, workers, started, err)
 	}()
 	outputs := map[string]json.RawMessage{}
 	deadline := s.deadline()
@@ -187,6 +189,33 @@ func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (*RunResult, error) {
 		res.Output = r.Output
 	}
 	return res, nil
+}
+
+// recordRun appends the run's audit record: outcome, isolation mode and the
+// layers its workers had (or lacked).
+func (s *Supervisor) recordRun(b *broker.Client, p *Plan, runID string, workers map[string]*workerProc, started time.Time, err error) {
+	rec := broker.RunRecord{RunID: runID, Action: p.Action.Name, Via: s.cfg.Via, Isolation: "relaxed", Code: "ok",
+		DurationMS: float64(time.Since(started).Microseconds()) / 1000}
+	if s.cfg.Isolation.Strict {
+		rec.Isolation = "strict"
+	}
+	for _, w := range workers {
+		rec.Layers, rec.Missing = w.applied, append(rec.Missing, w.missing...)
+	}
+	if err != nil {
+		rec.Code, rec.Message = "error", err.Error()
+		var se *StepError
+		if errors.As(err, &se) {
+			rec.Code = se.Code
+		} else if errors.Is(err, ErrIsolation) {
+			rec.Code = "isolation_unavailable"
+		} else if errors.Is(err, ErrCancelled) {
+			rec.Code = abi.CodeCancelled
+		}
+	}
+	if rerr := b.RecordRun(rec); rerr != nil {
+		s.log.Error("audit: record run", "run", runID, "error", rerr)
+	}
 }
 
 func (s *Supervisor) deadline() time.Duration {

