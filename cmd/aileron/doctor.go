@@ -59,4 +59,3 @@ func state(l sandbox.Layer) string {
 	}
 	return "UNAVAILABLE"
 }
-
