@@ -55,6 +55,7 @@ func TestMain(m *testing.M) {
 		for name, src := range map[string]string{
 			"notes":   "examples/connectors/notes",
 			"hostile": "integration/testdata/connectors/hostile",
+			"noop":    "integration/testdata/connectors/noop",
 		} {
 			dir := filepath.Join(tmp, "pkg", name)
 			mf, err := kit.PackConnector(ctx, src, dir)

@@ -62,8 +62,14 @@ intents = ["escape_probes", "escape_int80"]
 // TestIsolation_EscapeProbes runs a real worker, started by the real
 // supervisor and locked down as in production, that tries to break out
 // after sandboxing. Every attempt must fail.
-func TestIsolation_EscapeProbes(t *testing.T) {
-	e := newEnv(t, "")
+func TestIsolation_EscapeProbes(t *testing.T) { escapeProbes(t, "") }
+
+// TestPool_EscapeProbes: a worker from the warm pool is exactly as locked
+// down as a fresh one.
+func TestPool_EscapeProbes(t *testing.T) { escapeProbes(t, "[pool]\nsize = 2\n") }
+
+func escapeProbes(t *testing.T, config string) {
+	e := newEnv(t, config)
 	m := probeConnector(t, e)
 	worker := escapeWorker(t)
 

@@ -121,11 +121,20 @@ func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (_ *RunResult, err er
 	workers := map[string]*workerProc{}
 	started := time.Now()
 	defer func() {
+		// Security: cut every worker off from the broker before the result
+		// leaves; the processes themselves are killed right after, off the
+		// caller's critical path (Close waits for that).
 		for _, w := range workers {
-			w.kill()
 			_, _ = b.Close(w.channelID)
 		}
-		s.recordRun(b, p, runID, workers, started, err)
+		s.teardown.Add(1)
+		go func() {
+			defer s.teardown.Done()
+			for _, w := range workers {
+				w.kill()
+			}
+			s.recordRun(b, p, runID, workers, started, err)
+		}()
 	}()
 	outputs := map[string]json.RawMessage{}
 	deadline := s.deadline()

@@ -24,6 +24,14 @@ type Settings struct {
 	Broker    BrokerSettings    `toml:"broker"`
 	Limits    LimitSettings     `toml:"limits"`
 	Isolation IsolationSettings `toml:"isolation"`
+	Pool      PoolSettings      `toml:"pool"`
+}
+
+// PoolSettings size the warm pool of sandboxed, unbound workers.
+type PoolSettings struct {
+	// Size is how many workers to keep ready; 0 (the default) disables
+	// the pool. It pays off in long-lived supervisors (serve, mcp).
+	Size int `toml:"size"`
 }
 
 // BrokerSettings configure egress.
@@ -126,6 +134,10 @@ func (s Settings) Apply(cfg *Config) error {
 	}
 	cfg.Limits = lim
 	cfg.Isolation.UnsafeDisable = s.Isolation.UnsafeDisable
+	if s.Pool.Size < 0 || s.Pool.Size > 64 {
+		return fmt.Errorf("%s: pool.size %d: must be 0 to 64", SettingsFile, s.Pool.Size)
+	}
+	cfg.PoolSize = s.Pool.Size
 	switch s.Isolation.Mode {
 	case "", "relaxed":
 	case "strict":

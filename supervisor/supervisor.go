@@ -59,6 +59,9 @@ type Config struct {
 	KillGrace time.Duration
 	// Isolation configures the workers' OS isolation.
 	Isolation Isolation
+	// PoolSize is the number of pre-spawned, sandboxed, unbound workers
+	// kept ready; 0 disables the warm pool.
+	PoolSize int
 	// Via says how runs are started ("cli", "mcp", "serve"), for audit.
 	Via string
 	// Logger receives the supervisor's, the broker's and the workers'
@@ -72,6 +75,11 @@ type Supervisor struct {
 	log     hclog.Logger
 	store   *cas.Store
 	scratch string
+
+	pool *pool
+	// teardown tracks runs' workers being killed after their result was
+	// returned; Close waits for it.
+	teardown sync.WaitGroup
 
 	mu      sync.Mutex
 	bclient *plugin.Client
@@ -133,14 +141,22 @@ func New(cfg Config) (*Supervisor, error) {
 	if err := os.Chmod(scratch, 0o711); err != nil {
 		return nil, fmt.Errorf("scratch dir: %w", err)
 	}
-	return &Supervisor{cfg: cfg, log: cfg.Logger.Named("supervisor"), store: store, scratch: scratch}, nil
+	s := &Supervisor{cfg: cfg, log: cfg.Logger.Named("supervisor"), store: store, scratch: scratch}
+	if cfg.PoolSize > 0 {
+		s.pool = newPool(s, cfg.PoolSize)
+	}
+	return s, nil
 }
 
 // Store returns the content-addressed store.
 func (s *Supervisor) Store() *cas.Store { return s.store }
 
-// Close stops the broker and removes scratch space. Runs in progress fail.
+// Close kills idle pool workers, waits until every finished run's workers
+// are gone, stops the broker and removes scratch space. Runs in progress
+// fail.
 func (s *Supervisor) Close() error {
+	s.pool.close()
+	s.teardown.Wait()
 	s.mu.Lock()
 	s.closed = true
 	bc, pass := s.bclient, s.pass

@@ -34,6 +34,9 @@ type workerProc struct {
 	configID  string
 	// applied and missing are the isolation layers in force and not.
 	applied, missing []string
+	// brokerEnd is the broker's end of the channel until it is handed to
+	// the broker with a grant.
+	brokerEnd *os.File
 
 	killOnce sync.Once
 	oom      bool
@@ -49,10 +52,23 @@ func (w *workerProc) kill() {
 		if w.proc != nil {
 			_ = w.proc.Kill(context.Background())
 		}
-		w.client.Kill()
+		if w.proc == nil {
+			w.client.Kill() // never started: let go-plugin tidy up
+		} else {
+			// go-plugin's own Kill would first ask the dead process to
+			// quit over RPC, and its multiplexer would log the write
+			// errors. Its goroutines end by themselves at EOF once the
+			// process is gone; wait for that and reap it.
+			for i := 0; i < 2000 && !w.client.Exited(); i++ {
+				time.Sleep(time.Millisecond)
+			}
+		}
 		if w.cgroup != nil {
 			w.oom = w.cgroup.OOMKilled()
 			_ = w.cgroup.Remove()
+		}
+		if w.brokerEnd != nil {
+			w.brokerEnd.Close()
 		}
 		_ = os.RemoveAll(w.scratch)
 	})
@@ -67,9 +83,35 @@ func (w *workerProc) oomKilled() bool {
 	return w.oom
 }
 
-// startWorker spawns a sandboxed worker whose broker channel is bound to g.
-// The worker is not bound to a module yet.
-func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker.Grant) (_ *workerProc, err error) {
+// startWorker returns a sandboxed worker whose broker channel is bound to
+// g: one from the warm pool if there is one ready, else a fresh one. The
+// worker is not bound to a module yet.
+func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker.Grant) (*workerProc, error) {
+	w := s.pool.take(ctx)
+	if w == nil {
+		var err error
+		if w, err = s.spawnWorker(ctx, g.Connector); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		w.kill()
+		return nil, ctxErr(ctx)
+	}
+	brokerEnd := w.brokerEnd
+	w.brokerEnd = nil
+	if err := s.openChannel(b, w.channelID, brokerEnd, g); err != nil {
+		w.kill()
+		return nil, fmt.Errorf("open broker channel for %s: %w", g.Connector, err)
+	}
+	return w, nil
+}
+
+// spawnWorker starts a worker process, places it in its cgroup and has it
+// lock itself down. It is bound to nothing: its broker channel exists but
+// the broker's end stays here until a grant is bound to it, and it has no
+// module. label names what it is for in logs and errors.
+func (s *Supervisor) spawnWorker(ctx context.Context, label string) (_ *workerProc, err error) {
 	workerEnd, brokerEnd, err := broker.NewChannelPair()
 	if err != nil {
 		return nil, err
@@ -77,15 +119,7 @@ func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker
 	defer func() {
 		if err != nil {
 			workerEnd.Close()
-		}
-	}()
-	id := newID()
-	if err := s.openChannel(b, id, brokerEnd, g); err != nil {
-		return nil, fmt.Errorf("open broker channel for %s: %w", g.Connector, err)
-	}
-	defer func() {
-		if err != nil {
-			_, _ = b.Close(id)
+			brokerEnd.Close()
 		}
 	}()
 	scratch, err := os.MkdirTemp(s.scratch, "w-")
@@ -97,11 +131,16 @@ func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker
 		_ = os.RemoveAll(scratch)
 		return nil, fmt.Errorf("open compiled-module cache: %w", err)
 	}
+	defer cache.Close()
 	ws := s.prepareSpawn()
-	w := &workerProc{channelID: id, scratch: scratch, cgroup: ws.cgroup}
+	w := &workerProc{channelID: newID(), scratch: scratch, cgroup: ws.cgroup, brokerEnd: brokerEnd}
 	spec := procSpec{
 		Path:       s.cfg.WorkerPath,
-		Env:        []string{worker.EnvScratch + "=" + scratch, worker.EnvBrokerFD + "=" + strconv.Itoa(worker.BrokerFD)},
+		Env: []string{
+			worker.EnvScratch + "=" + scratch,
+			worker.EnvBrokerFD + "=" + strconv.Itoa(worker.BrokerFD),
+			"AILERON_SANDBOX_PREINIT=1", // see worker/sandbox/preinit
+		},
 		ExtraFiles: []*os.File{workerEnd, cache},
 		Prepare:    applySpawn(ws, scratch),
 	}
@@ -120,13 +159,12 @@ func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker
 		SkipHostEnv:      true,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: scratch},
 		StartTimeout:     10 * time.Second,
-		Logger:           quietKills(s.cfg.Logger.Named("worker").With("connector", g.Connector)),
+		Logger:           quietKills(s.cfg.Logger.Named("worker")),
 	})
 	w.rpc, err = dispense[*worker.Client](w.client, worker.PluginName)
-	cache.Close()
 	if err != nil {
 		w.kill()
-		return nil, fmt.Errorf("start worker for %s: %w", g.Connector, err)
+		return nil, fmt.Errorf("start worker for %s: %w", label, err)
 	}
 	// cgroup v1 has no CLONE_INTO_CGROUP: place the worker now, after the
 	// handshake and before the first RPC, while it runs only our code.
@@ -134,7 +172,7 @@ func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker
 		if _, atBirth := w.cgroup.FD(); !atBirth {
 			if err := w.cgroup.AddPID(w.proc.Pid()); err != nil {
 				w.kill()
-				return nil, fmt.Errorf("place worker for %s in its cgroup: %w", g.Connector, err)
+				return nil, fmt.Errorf("place worker for %s in its cgroup: %w", label, err)
 			}
 		}
 	}
@@ -146,15 +184,15 @@ func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker
 	if err != nil {
 		w.kill()
 		if s.cfg.Isolation.Strict {
-			return nil, fmt.Errorf("%w: %s: %v", ErrIsolation, g.Connector, err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrIsolation, label, err)
 		}
-		return nil, fmt.Errorf("sandbox worker for %s: %w", g.Connector, err)
+		return nil, fmt.Errorf("sandbox worker for %s: %w", label, err)
 	}
 	w.configID = reply.ConfigID
 	if ws.cfg.Namespaces {
 		reply.Applied = append(reply.Applied, sandbox.LayerUserNS, sandbox.LayerNetNS, sandbox.LayerPIDNS, sandbox.LayerIPCNS, sandbox.LayerUTSNS, sandbox.LayerMountNS)
 	}
-	w.applied, w.missing, err = s.checkIsolation(ws, reply, g.Connector)
+	w.applied, w.missing, err = s.checkIsolation(ws, reply, label)
 	if err != nil {
 		w.kill()
 		return nil, err

@@ -97,6 +97,13 @@ type InitConfig struct {
 	// already denies every file write; this bounds writes to files the
 	// worker was handed open.
 	MaxFileSize uint64
+
+	// PreInitDone says the worker's single-threaded C constructor
+	// (package worker/sandbox/preinit) already mounted /proc, set
+	// no_new_privs and dropped every capability before the Go runtime
+	// started its threads, which inherited that state. Init then only
+	// verifies it on every thread instead of broadcasting it with libpsx.
+	PreInitDone bool
 }
 
 // LandlockMode says how [Lockdown] treats Landlock. The zero value is

@@ -61,8 +61,10 @@ func orDefault(v, def uint64) uint64 {
 // It then reads back every thread's state from /proc and fails if any of
 // this did not take.
 func Init(c InitConfig) error {
-	if err := remountProc(); err != nil {
-		return fmt.Errorf("sandbox init: %w", err)
+	if !c.PreInitDone {
+		if err := remountProc(); err != nil {
+			return fmt.Errorf("sandbox init: %w", err)
+		}
 	}
 	for _, r := range rlimitTable {
 		v := r.value(c)
@@ -78,12 +80,18 @@ func Init(c InitConfig) error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("sandbox init: prctl(PR_SET_DUMPABLE, 0): %w", err)
 	}
-	if err := allThreadsPrctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
-		return fmt.Errorf("sandbox init: no_new_privs: %w", err)
-	}
-	haveSetpcap, err := dropCapabilities()
-	if err != nil {
-		return fmt.Errorf("sandbox init: drop capabilities: %w", err)
+	// With PreInitDone the threads inherited no_new_privs and an empty
+	// capability state from the single-threaded constructor; checkThreads
+	// below verifies that on every thread either way.
+	haveSetpcap := c.PreInitDone && inChildUserNS() // root in its own user namespace: the bounding set was dropped
+	if !c.PreInitDone {
+		if err := allThreadsPrctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
+			return fmt.Errorf("sandbox init: no_new_privs: %w", err)
+		}
+		var err error
+		if haveSetpcap, err = dropCapabilities(); err != nil {
+			return fmt.Errorf("sandbox init: drop capabilities: %w", err)
+		}
 	}
 	if err := checkThreads(func(s threadStatus) error {
 		switch {

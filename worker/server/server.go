@@ -29,6 +29,7 @@ import (
 	"aileron.dev/aileron/worker"
 	"aileron.dev/aileron/worker/host"
 	"aileron.dev/aileron/worker/sandbox"
+	"aileron.dev/aileron/worker/sandbox/preinit"
 )
 
 // Errors returned to the supervisor for calls out of order.
@@ -75,7 +76,10 @@ func Main() int {
 	// Still trusted code: mount a fresh /proc if we are pid 1 of our own
 	// namespace, set rlimits, drop capabilities, no_new_privs. A failure
 	// is reported by Sandbox (the layers show as missing), not hidden.
-	initErr := sandbox.Init(sandbox.InitConfig{})
+	done, initErr := preinit.Done()
+	if initErr == nil {
+		initErr = sandbox.Init(sandbox.InitConfig{PreInitDone: done})
+	}
 	if initErr != nil {
 		log.Warn("sandbox init failed", "error", initErr)
 	}

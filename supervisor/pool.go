@@ -1,0 +1,137 @@
+package supervisor
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// pool keeps pre-spawned, sandboxed workers that are bound to nothing: no
+// connector, no module, no grant (their broker channel's far end is still
+// held here). A run takes one and binds it; it serves that one run and is
+// killed with it, exactly like a freshly spawned worker. The pool only
+// moves spawning and lockdown off the request's critical path.
+type pool struct {
+	s    *Supervisor
+	size int
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	ready    []*workerProc
+	starting int
+	closed   bool
+	failures int
+	wg       sync.WaitGroup
+}
+
+func newPool(s *Supervisor, size int) *pool {
+	p := &pool{s: s, size: size}
+	p.cond = sync.NewCond(&p.mu)
+	p.refill()
+	return p
+}
+
+// take returns a ready worker, waiting for one being spawned if none is
+// ready yet, or nil when none is on its way (then the caller spawns one
+// itself and reports whatever went wrong). A nil pool is a disabled pool.
+func (p *pool) take(ctx context.Context) *workerProc {
+	if p == nil {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	})
+	defer stop()
+	p.mu.Lock()
+	for len(p.ready) == 0 && p.starting > 0 && !p.closed && ctx.Err() == nil {
+		p.cond.Wait()
+	}
+	var w *workerProc
+	if n := len(p.ready); n > 0 {
+		w, p.ready = p.ready[n-1], p.ready[:n-1]
+	}
+	p.mu.Unlock()
+	p.refill()
+	return w
+}
+
+// refill starts as many spawns as the pool is short of workers.
+func (p *pool) refill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for !p.closed && len(p.ready)+p.starting < p.size {
+		p.starting++
+		p.wg.Add(1)
+		go p.spawnOne()
+	}
+}
+
+func (p *pool) spawnOne() {
+	defer p.wg.Done()
+	w, err := p.s.spawnWorker(context.Background(), "the warm pool")
+	p.mu.Lock()
+	p.starting--
+	switch {
+	case err != nil:
+		p.failures++
+		n := p.failures
+		p.cond.Broadcast() // waiters must not wait for this one
+		p.mu.Unlock()
+		p.s.log.Error("warm pool: cannot start a worker", "error", err)
+		// Back off so a broken host does not spin; runs still spawn
+		// their own workers and report the error.
+		time.Sleep(time.Duration(min(n, 50)) * 100 * time.Millisecond)
+		p.refill()
+		return
+	case p.closed:
+		p.mu.Unlock()
+		w.kill()
+		return
+	}
+	p.failures = 0
+	p.ready = append(p.ready, w)
+	p.cond.Broadcast()
+	p.mu.Unlock()
+}
+
+// waitReady blocks until the pool is full or ctx ends.
+func (p *pool) waitReady(ctx context.Context) {
+	if p == nil {
+		return
+	}
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	})
+	defer stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.ready) < p.size && !p.closed && ctx.Err() == nil {
+		p.cond.Wait()
+	}
+}
+
+// close kills every idle worker and waits for spawns in flight.
+func (p *pool) close() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.closed = true
+	idle := p.ready
+	p.ready = nil
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	for _, w := range idle {
+		w.kill()
+	}
+	p.wg.Wait()
+}
+
+// WaitPoolReady blocks until the warm pool holds its configured number of
+// ready workers (or ctx ends). Benchmarks use it to measure a request that
+// finds a ready worker; a server has no need to call it.
+func (s *Supervisor) WaitPoolReady(ctx context.Context) { s.pool.waitReady(ctx) }
