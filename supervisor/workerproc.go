@@ -135,7 +135,7 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string) (_ *workerPr
 	ws := s.prepareSpawn()
 	w := &workerProc{channelID: newID(), scratch: scratch, cgroup: ws.cgroup, brokerEnd: brokerEnd}
 	spec := procSpec{
-		Path:       s.cfg.WorkerPath,
+		Path: s.cfg.WorkerPath,
 		Env: []string{
 			worker.EnvScratch + "=" + scratch,
 			worker.EnvBrokerFD + "=" + strconv.Itoa(worker.BrokerFD),
