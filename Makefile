@@ -6,7 +6,7 @@ GO      ?= go
 BIN     := bin
 export CGO_ENABLED := 1
 
-.PHONY: all build demo test test-short check fuzz bench clean
+.PHONY: all build demo test test-short check fuzz fuzz-ci bench clean
 
 all: build
 
@@ -21,6 +21,27 @@ demo: build
 test: build
 	AILERON_TEST_BIN=$(CURDIR)/$(BIN) AILERON_STRICT_TESTS=$${AILERON_STRICT_TESTS-1} \
 		$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) fuzz-ci
+
+# Parsers of untrusted manifests and actions are fuzzed in every test run for
+# a short fixed time; `make fuzz` runs every fuzz target longer.
+FUZZTIME ?= 30s
+fuzz-ci:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime 8s ./manifest
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAction$$' -fuzztime 8s ./manifest
+
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+# Benchmarks print medians and ratios measured in the same run; the report
+# (TestPerformanceReport) is what docs/PERFORMANCE.md quotes.
+bench: build
+	AILERON_TEST_BIN=$(CURDIR)/$(BIN) AILERON_BENCH=1 $(GO) test -count=1 -v -run '^TestPerformanceReport$$' ./integration/ | grep -v '^=== '
+	AILERON_TEST_BIN=$(CURDIR)/$(BIN) $(GO) test -run '^$$' -bench . -benchtime 50x ./integration/ ./broker/... ./worker/... 
 
 test-short: build
 	AILERON_TEST_BIN=$(CURDIR)/$(BIN) $(GO) test -short -count=1 ./...

@@ -276,3 +276,25 @@ func unsafePackage(t *testing.T, manifestPath, wasmPath string) (*manifest.Manif
 	require.NoError(t, err)
 	return m, mb, wb
 }
+
+// TestRun_ActionLimitsNarrow: an action's [limits] tighten the operator's
+// defaults for its steps (they can never loosen them: see supervisor's
+// TestNarrow).
+func TestRun_ActionLimitsNarrow(t *testing.T) {
+	e := newEnv(t, "")
+	m := e.install("hostile", notesKey)
+	withLimits := func(name, intent, limits string) string {
+		path := e.action(m, name, intent, "{}")
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(path, append(b, []byte("\n[limits]\n"+limits+"\n")...), 0o600))
+		return path
+	}
+	r := e.aileron("", "run", withLimits("spin", "spin", `deadline = "700ms"`))
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "deadline exceeded: the invocation ran longer than 700ms")
+
+	r = e.aileron("", "run", withLimits("bomb", "alloc_bomb", "memory_mib = 32"))
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "memory limit 32 MiB exceeded")
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +34,8 @@ type Action struct {
 	Requires []Requirement `json:"requires"`
 	// Steps run in order.
 	Steps []Step `json:"steps"`
+	// Limits narrows the operator's per-invocation limits; see [Limits].
+	Limits Limits `json:"limits,omitzero"`
 
 	// src locates fields for errors found after parsing ([CheckAction]).
 	src *source
@@ -145,7 +148,10 @@ func LoadAction(path string) (*Action, error) {
 func (d *decoder) action(doc map[string]any) *Action {
 	a := &Action{}
 	root := tbl{where: "at the top level", m: doc}
-	d.fields(root, "action", "inputs", "requires", "steps")
+	d.fields(root, "action", "inputs", "requires", "steps", "limits")
+	if t, _, ok := d.child(root, "limits"); ok {
+		a.Limits = d.limits(t)
+	}
 
 	if t, present, ok := d.child(root, "action"); !present {
 		d.missing(root, "action", "add an [action] table with name and version")
@@ -540,6 +546,18 @@ func (a *Action) Encode() []byte {
 		}
 		if in.Description != "" {
 			w.kv("description", quote(in.Description))
+		}
+	}
+	if a.Limits != (Limits{}) {
+		w.table("limits")
+		if a.Limits.Deadline > 0 {
+			w.kv("deadline", quote(a.Limits.Deadline.String()))
+		}
+		if a.Limits.MemoryMiB > 0 {
+			w.kv("memory_mib", strconv.FormatInt(a.Limits.MemoryMiB, 10))
+		}
+		if a.Limits.HostCalls > 0 {
+			w.kv("host_calls", strconv.FormatInt(a.Limits.HostCalls, 10))
 		}
 	}
 	for _, r := range a.Requires {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"aileron.dev/aileron/manifest"
 	"aileron.dev/aileron/worker"
 	"aileron.dev/aileron/worker/sandbox"
 )
@@ -61,8 +62,8 @@ func (s *Supervisor) Doctor() DoctorReport {
 	if iso.Strict {
 		mode = "strict"
 	}
-	lim := s.cfg.Limits
-	return DoctorReport{Mode: mode, Layers: layers, Disabled: iso.UnsafeDisable, WASM: wasmLayers(lim, s.deadline())}
+	lim := narrow(s.cfg.Limits, manifest.Limits{})
+	return DoctorReport{Mode: mode, Layers: layers, Disabled: iso.UnsafeDisable, WASM: wasmLayers(lim, time.Duration(lim.DeadlineMS)*time.Millisecond)}
 }
 
 func wasmLayers(l worker.Limits, deadline time.Duration) []sandbox.Layer {

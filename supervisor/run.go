@@ -137,7 +137,8 @@ func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (_ *RunResult, err er
 		}()
 	}()
 	outputs := map[string]json.RawMessage{}
-	deadline := s.deadline()
+	lim := s.limitsFor(p.Action)
+	deadline := time.Duration(lim.DeadlineMS) * time.Millisecond
 	for i, st := range p.Action.Steps {
 		if err := ctx.Err(); err != nil {
 			return nil, ctxErr(ctx)
@@ -227,13 +228,6 @@ func (s *Supervisor) recordRun(b *broker.Client, p *Plan, runID string, workers 
 	}
 }
 
-func (s *Supervisor) deadline() time.Duration {
-	if s.cfg.Limits.DeadlineMS > 0 {
-		return time.Duration(s.cfg.Limits.DeadlineMS) * time.Millisecond
-	}
-	return 30 * time.Second
-}
-
 // bindWorker starts the worker for step i's connector and loads its module.
 func (s *Supervisor) bindWorker(ctx context.Context, b *broker.Client, p *Plan, runID string, i int) (*workerProc, error) {
 	st := p.Action.Steps[i]
@@ -256,8 +250,7 @@ func (s *Supervisor) bindWorker(ctx context.Context, b *broker.Client, p *Plan, 
 	if err != nil {
 		return fail(fmt.Errorf("compile %s: %w", fqn, err))
 	}
-	lim := s.cfg.Limits
-	lim.DeadlineMS = s.deadline().Milliseconds()
+	lim := s.limitsFor(p.Action)
 	reply, err := w.rpc.Load(worker.LoadArgs{Connector: fqn, ArtifactName: filepath.Base(art), ConfigID: w.configID, Capabilities: g.Imports, Limits: lim})
 	if err != nil {
 		return fail(fmt.Errorf("load %s: %w", fqn, err))
