@@ -64,6 +64,10 @@ type Plan struct {
 	Inputs     map[string]any
 	Connectors map[string]*cas.Installed
 	Grants     []manifest.Grant
+	// OnStep, if set, is called before each step starts with the step's
+	// ID, its index and the number of steps, for progress reports. It
+	// runs on the run's goroutine and should not block.
+	OnStep func(stepID string, index, total int)
 }
 
 // Prepare checks everything a run needs before any process starts: inputs,
@@ -142,6 +146,9 @@ func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (_ *RunResult, err er
 	for i, st := range p.Action.Steps {
 		if err := ctx.Err(); err != nil {
 			return nil, ctxErr(ctx)
+		}
+		if p.OnStep != nil {
+			p.OnStep(st.ID, i, len(p.Action.Steps))
 		}
 		g := p.Grants[i]
 		fqn := st.Connector.String()

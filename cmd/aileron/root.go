@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,7 @@ type app struct {
 	home           string
 	verbose        bool
 	jsonOut        bool
+	via            string // how runs start, for audit: "cli" when empty
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -72,6 +74,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.home, "home", "", "state directory (default $AILERON_HOME or ~/.aileron)")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log what the supervisor, broker and workers do")
 	root.AddCommand(a.runCmd(), a.connectorCmd(), a.actionCmd(), a.vaultCmd(), a.doctorCmd())
+	root.AddCommand(a.mcpCmd())
 	return root
 }
 
@@ -116,7 +119,7 @@ func (a *app) supervisor(strict *bool) (*supervisor.Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := supervisor.Config{Home: home, WorkerPath: wp, Via: "cli"}
+	cfg := supervisor.Config{Home: home, WorkerPath: wp, Via: cmp.Or(a.via, "cli")}
 	settings, err := supervisor.LoadSettings(home)
 	if err != nil {
 		return nil, err
