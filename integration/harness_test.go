@@ -29,7 +29,11 @@ import (
 
 // Built once per test binary.
 var (
-	binDir   string
+	binDir string
+	// compiledCache collects modules compiled by earlier tests; each new
+	// AILERON_HOME starts with hard links to them, so only the first test
+	// that runs a connector pays Cranelift's ~2 s.
+	compiledCache string
 	packages = map[string]*manifest.Manifest{} // by short name
 	pkgDirs  = map[string]string{}
 )
@@ -44,6 +48,11 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(tmp)
+		compiledCache = filepath.Join(tmp, "compiled")
+		if err := os.MkdirAll(compiledCache, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		binDir = os.Getenv("AILERON_TEST_BIN")
 		if binDir == "" {
 			binDir = filepath.Join(tmp, "bin")
@@ -82,6 +91,7 @@ const notesKey = "sk-notes-41b7d2e9c0"
 func newEnv(t *testing.T, extraConfig string) *env {
 	t.Helper()
 	home := t.TempDir()
+	shareCompiled(t, home)
 	ca, err := testca.New()
 	require.NoError(t, err)
 	e := &env{t: t, home: home, notes: notes.New(notesKey), echo: &echoService{}}
@@ -108,6 +118,21 @@ func newEnv(t *testing.T, extraConfig string) *env {
 	require.NoError(t, os.WriteFile(filepath.Join(home, "config.toml"), []byte(cfg.String()), 0o600))
 	t.Cleanup(func() { assertNoChildren(t) })
 	return e
+}
+
+// shareCompiled links the modules other tests compiled into home's store,
+// and the ones this test compiles back into the shared cache when it ends.
+func shareCompiled(t *testing.T, home string) {
+	dir := filepath.Join(home, "store", "compiled")
+	require.NoError(t, os.MkdirAll(dir, 0o711))
+	link := func(from, to string) {
+		ents, _ := os.ReadDir(from)
+		for _, e := range ents {
+			_ = os.Link(filepath.Join(from, e.Name()), filepath.Join(to, e.Name()))
+		}
+	}
+	link(compiledCache, dir)
+	t.Cleanup(func() { link(dir, compiledCache) })
 }
 
 // result of one CLI invocation.
