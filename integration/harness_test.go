@@ -34,8 +34,8 @@ var (
 	// AILERON_HOME starts with hard links to them, so only the first test
 	// that runs a connector pays Cranelift's ~2 s.
 	compiledCache string
-	packages = map[string]*manifest.Manifest{} // by short name
-	pkgDirs  = map[string]string{}
+	packages      = map[string]*manifest.Manifest{} // by short name
+	pkgDirs       = map[string]string{}
 )
 
 func TestMain(m *testing.M) {
