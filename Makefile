@@ -10,9 +10,11 @@ export CGO_ENABLED := 1
 
 all: build
 
+# The worker is built first: aileron embeds its sha256 and refuses to start
+# any other worker binary (isolation.worker_sha256 in config.toml pins another).
 build:
-	$(GO) build -trimpath -o $(BIN)/aileron ./cmd/aileron
 	$(GO) build -trimpath -o $(BIN)/aileron-worker ./cmd/aileron-worker
+	$(GO) build -trimpath -ldflags "-X aileron.dev/aileron/supervisor.workerSHA256=$$(sha256sum $(BIN)/aileron-worker | cut -d' ' -f1)" -o $(BIN)/aileron ./cmd/aileron
 
 demo: build
 	$(GO) run ./examples/demo -bin $(BIN)

@@ -242,7 +242,7 @@ func children() []string {
 			if isZombie(stat) {
 				continue
 			}
-			out = append(out, fmt.Sprintf("pid %d: %s", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
+			out = append(out, fmt.Sprintf("pid %d: %s: %s", pid, exe, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '})))
 		}
 	}
 	return out

@@ -69,9 +69,13 @@ func TestIsolation_EscapeProbes(t *testing.T) { escapeProbes(t, "") }
 func TestPool_EscapeProbes(t *testing.T) { escapeProbes(t, "[pool]\nsize = 2\n") }
 
 func escapeProbes(t *testing.T, config string) {
+	worker := escapeWorker(t)
+	wb, err := os.ReadFile(worker)
+	require.NoError(t, err)
+	// The supervisor runs only the worker build it expects: pin this one.
+	config += fmt.Sprintf("\n[isolation]\nworker_sha256 = %q\n", cas.Sum(wb))
 	e := newEnv(t, config)
 	m := probeConnector(t, e)
-	worker := escapeWorker(t)
 
 	// A loopback listener the worker must not reach.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -217,4 +221,25 @@ func TestIsolation_StrictRefusesAMissingLayer(t *testing.T) {
 	r = e.aileron("", "doctor")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stdout, "landlock      UNAVAILABLE  disabled by isolation.unsafe_disable in config.toml")
+}
+
+// TestIsolation_TamperedWorkerRefused: the supervisor verifies the worker
+// binary it executes against the hash it was built with.
+func TestIsolation_TamperedWorkerRefused(t *testing.T) {
+	e := newEnv(t, "")
+	m := e.install("hostile", notesKey)
+	dir, err := os.MkdirTemp("", "aileron-tampered-")
+	require.NoError(t, err)
+	defer os.RemoveAll(dir)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	b, err := os.ReadFile(filepath.Join(binDir, "aileron-worker"))
+	require.NoError(t, err)
+	tampered := filepath.Join(dir, "aileron-worker")
+	require.NoError(t, os.WriteFile(tampered, append(b, 0), 0o755))
+
+	cmd := exec.Command(filepath.Join(binDir, "aileron"), "run", e.action(m, "env", "env", "{}"))
+	cmd.Env = append(os.Environ(), "AILERON_HOME="+e.home, "AILERON_WORKER="+tampered)
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "worker binary does not match the expected sha256: "+tampered+" is sha256:")
 }

@@ -71,6 +71,9 @@ type IsolationSettings struct {
 	Mode string `toml:"mode"`
 	// UnsafeDisable names layers not to apply; see Isolation.UnsafeDisable.
 	UnsafeDisable []string `toml:"unsafe_disable"`
+	// WorkerSHA256 pins the worker binary ("sha256:<hex>"), overriding the
+	// hash this aileron binary was built with.
+	WorkerSHA256 string `toml:"worker_sha256"`
 }
 
 // LoadSettings reads home/config.toml; a missing file is the zero Settings.
@@ -134,6 +137,12 @@ func (s Settings) Apply(cfg *Config) error {
 	}
 	cfg.Limits = lim
 	cfg.Isolation.UnsafeDisable = s.Isolation.UnsafeDisable
+	if w := s.Isolation.WorkerSHA256; w != "" {
+		if len(strings.TrimPrefix(w, "sha256:")) != 64 {
+			return fmt.Errorf("%s: isolation.worker_sha256 %q: want sha256:<64 hex digits>", SettingsFile, w)
+		}
+		cfg.WorkerSHA256 = w
+	}
 	if s.Pool.Size < 0 || s.Pool.Size > 64 {
 		return fmt.Errorf("%s: pool.size %d: must be 0 to 64", SettingsFile, s.Pool.Size)
 	}

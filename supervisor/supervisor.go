@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,6 +42,10 @@ type Config struct {
 	Home string
 	// WorkerPath is the aileron-worker binary.
 	WorkerPath string
+	// WorkerSHA256 is the hex sha256 WorkerPath must have; empty means the
+	// hash this aileron binary was built with (make build embeds it), and
+	// no check in a development build without one.
+	WorkerSHA256 string
 	// BrokerPath and BrokerArgs start the broker; default: this
 	// executable with the argument "broker".
 	BrokerPath string
@@ -75,6 +80,10 @@ type Supervisor struct {
 	log     hclog.Logger
 	store   *cas.Store
 	scratch string
+
+	workerOnce sync.Once
+	worker     *workerBinary
+	workerErr  error
 
 	pool *pool
 	// teardown tracks runs' workers being killed after their result was
@@ -132,6 +141,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if err != nil {
 		return nil, err
 	}
+
 	scratch, err := os.MkdirTemp("", "aileron-")
 	if err != nil {
 		return nil, fmt.Errorf("scratch dir: %w", err)
@@ -168,7 +178,21 @@ func (s *Supervisor) Close() error {
 	if pass != nil {
 		pass.Close()
 	}
+	s.worker.close()
 	return os.RemoveAll(s.scratch)
+}
+
+// workerBin opens and verifies the worker binary, once: commands that start
+// no worker never read it.
+func (s *Supervisor) workerBin() (*workerBinary, error) {
+	s.workerOnce.Do(func() {
+		expected := s.cfg.WorkerSHA256
+		if expected == "" {
+			expected = workerSHA256
+		}
+		s.worker, s.workerErr = openWorkerBinary(s.cfg.WorkerPath, strings.TrimPrefix(expected, "sha256:"), filepath.Join(s.cfg.Home, "cache", "worker-verified.json"))
+	})
+	return s.worker, s.workerErr
 }
 
 // Broker returns the control client of the broker, starting it first if

@@ -112,6 +112,10 @@ func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker
 // the broker's end stays here until a grant is bound to it, and it has no
 // module. label names what it is for in logs and errors.
 func (s *Supervisor) spawnWorker(ctx context.Context, label string) (_ *workerProc, err error) {
+	bin, err := s.workerBin()
+	if err != nil {
+		return nil, err
+	}
 	workerEnd, brokerEnd, err := broker.NewChannelPair()
 	if err != nil {
 		return nil, err
@@ -135,7 +139,7 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string) (_ *workerPr
 	ws := s.prepareSpawn()
 	w := &workerProc{channelID: newID(), scratch: scratch, cgroup: ws.cgroup, brokerEnd: brokerEnd}
 	spec := procSpec{
-		Path: s.cfg.WorkerPath,
+		Path: bin.execPath,
 		Env: []string{
 			worker.EnvScratch + "=" + scratch,
 			worker.EnvBrokerFD + "=" + strconv.Itoa(worker.BrokerFD),

@@ -7,6 +7,8 @@ package kit
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,15 +41,23 @@ func GoBuild(ctx context.Context, out, pkg string, env ...string) error {
 	return nil
 }
 
-// BuildBinaries builds aileron and aileron-worker into dir.
+// BuildBinaries builds aileron-worker and then aileron into dir, embedding
+// the worker's sha256 in aileron as `make build` does.
 func BuildBinaries(ctx context.Context, dir string) error {
-	for _, b := range []struct{ out, pkg string }{
-		{"aileron", "./cmd/aileron"},
-		{"aileron-worker", "./cmd/aileron-worker"},
-	} {
-		if err := GoBuild(ctx, filepath.Join(dir, b.out), b.pkg); err != nil {
-			return err
-		}
+	worker := filepath.Join(dir, "aileron-worker")
+	if err := GoBuild(ctx, worker, "./cmd/aileron-worker"); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(worker)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(b)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags",
+		"-X aileron.dev/aileron/supervisor.workerSHA256="+hex.EncodeToString(sum[:]), "-o", filepath.Join(dir, "aileron"), "./cmd/aileron")
+	cmd.Dir = RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/aileron: %w\n%s", err, out)
 	}
 	return nil
 }

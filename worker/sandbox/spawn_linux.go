@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -166,9 +167,15 @@ func checkExecutableBy(path string, uid, gid uint32) error {
 	if err != nil {
 		return fmt.Errorf("worker binary: %w", err)
 	}
-	for _, p := range []string{abs, real} {
-		if err := checkSearchable(filepath.Dir(p), uid, gid); err != nil {
-			return fmt.Errorf("worker binary %s: %w", path, err)
+	// A binary executed through an open descriptor (/proc/self/fd/N) is
+	// reached through the magic link, not through its directories: only
+	// the file's own mode matters. The child may always use its own
+	// /proc/self/fd.
+	if !strings.HasPrefix(abs, "/proc/self/fd/") {
+		for _, p := range []string{abs, real} {
+			if err := checkSearchable(filepath.Dir(p), uid, gid); err != nil {
+				return fmt.Errorf("worker binary %s: %w", path, err)
+			}
 		}
 	}
 	var st unix.Stat_t
