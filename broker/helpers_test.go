@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -302,4 +303,11 @@ func noSecret(t testing.TB, resp *channel.Response, secrets ...string) {
 	for _, s := range secrets {
 		require.False(t, bytes.Contains(seen.Bytes(), []byte(s)), "the worker saw secret %q: %s", s, seen.Bytes())
 	}
+}
+
+func newPool(t testing.TB, pemCerts []byte) *x509.CertPool {
+	t.Helper()
+	p := x509.NewCertPool()
+	require.True(t, p.AppendCertsFromPEM(pemCerts))
+	return p
 }

@@ -200,11 +200,9 @@ func refreshMessage(ctx context.Context, err error) string {
 	return "credential refresh failed: " + err.Error()
 }
 
+// withConnector names the connector whose manifest a reason refers to.
 func withConnector(reason, connector string) string {
-	if strings.Contains(reason, "not declared") {
-		return reason + " of " + connector
-	}
-	return reason
+	return strings.Replace(reason, "in the connector manifest", "in the manifest of "+connector, 1)
 }
 
 func scrub(msg string, r *redact.Redactor) string {

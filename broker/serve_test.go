@@ -268,7 +268,7 @@ func TestBroker_Redirects(t *testing.T) {
 		w, _ := b.open(t, grant)
 		r := call(t, w, get("https://api.example.com/away", hdr))
 		require.Equal(t, abi.ErrnoDenied, r.Errno)
-		require.Equal(t, &abi.Error{Code: "host_not_declared", Message: "redirect: host evil.example.com:443 is not declared in the connector manifest of github://acme/svc"}, r.Error)
+		require.Equal(t, &abi.Error{Code: "host_not_declared", Message: "redirect: host evil.example.com:443 is not declared in the manifest of github://acme/svc"}, r.Error)
 		rec := b.lastEgress(t)
 		require.Equal(t, audit.DecisionDeny, rec.Decision)
 		require.Equal(t, "evil.example.com", rec.Host)
