@@ -460,6 +460,10 @@ func TestBroker_DeniedAddressesUnderDefaultPolicy(t *testing.T) {
 		{"meta", "169.254.169.254", "host meta.example.com:443 resolved to 169.254.169.254, which is the cloud metadata service (169.254.169.254)"},
 		{"loop6", "::1", "host loop6.example.com:443 resolved to ::1, which is loopback (RFC 4291, ::1)"},
 		{"mapped", "::ffff:127.0.0.1", "host mapped.example.com:443 resolved to 127.0.0.1, which is loopback (RFC 1122, 127.0.0.0/8)"},
+		{"nat64", "64:ff9b::7f00:1", "host nat64.example.com:443 resolved to 64:ff9b::7f00:1, which is NAT64 (RFC 6052) for 127.0.0.1, which is loopback (RFC 1122, 127.0.0.0/8)"},
+		{"sixtofour", "2002:7f00:1::1", "host sixtofour.example.com:443 resolved to 2002:7f00:1::1, which is 6to4 (RFC 3056) for 127.0.0.1, which is loopback (RFC 1122, 127.0.0.0/8)"},
+		{"cgnat", "100.64.0.1", "host cgnat.example.com:443 resolved to 100.64.0.1, which is shared address space for carrier-grade NAT (RFC 6598, 100.64.0.0/10)"},
+		{"ula", "fd00::1", "host ula.example.com:443 resolved to fd00::1, which is unique local (RFC 4193, fc00::/7)"},
 	}
 	var cfg strings.Builder
 	cfg.WriteString("\n[broker.hosts]\n")
