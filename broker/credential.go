@@ -38,9 +38,54 @@ const (
 	codeWrongPlaceholder = "wrong_placeholder"
 )
 
-// refreshSkew is how long before its Expiry an access token is refreshed,
-// so a token does not expire between the check and the service.
-const refreshSkew = 30 * time.Second
+// Refresh timing.
+const (
+	// refreshSkew is how long before its Expiry an access token is
+	// refreshed, so a token does not expire between the check and the
+	// service.
+	refreshSkew = 30 * time.Second
+	// minRefreshInterval: a token this broker got by a refresh less than
+	// this long ago is not refreshed again because a service answered 401
+	// to it. A fresh token that is refused will not be helped by another,
+	// and a connector must not be able to hammer the token endpoint by
+	// calling a path that always answers 401.
+	minRefreshInterval = 30 * time.Second
+	// refreshRetryAfter: after a failed refresh, requests within this
+	// time fail with the same error without asking the token endpoint
+	// again.
+	refreshRetryAfter = 10 * time.Second
+)
+
+// refreshMemo is the last refresh outcome of one credential in this
+// broker.
+type refreshMemo struct {
+	at    time.Time
+	token string // the access token a successful refresh got
+	err   error
+}
+
+func (s *server) memo(id string) (refreshMemo, bool) {
+	s.memoMu.Lock()
+	defer s.memoMu.Unlock()
+	m, ok := s.memos[id]
+	return m, ok
+}
+
+func (s *server) setMemo(id string, m refreshMemo) {
+	s.memoMu.Lock()
+	defer s.memoMu.Unlock()
+	if s.memos == nil {
+		s.memos = map[string]refreshMemo{}
+	}
+	s.memos[id] = m
+}
+
+// refreshedRecently reports whether token is one this broker got by a
+// refresh less than minRefreshInterval ago.
+func (s *server) refreshedRecently(id, token string) bool {
+	m, ok := s.memo(id)
+	return ok && m.err == nil && m.token == token && s.now().Sub(m.at) < minRefreshInterval
+}
 
 // attacher holds one channel's copy of its credential. A refresh by any
 // channel, or by another broker process, reaches it through
@@ -189,13 +234,21 @@ func (e *refreshError) Error() string { return e.msg }
 // must not fail the refresh other channels are waiting for.
 func (s *server) refresh(ctx context.Context, ch *channelState, step *Step, stale string) error {
 	m := ch.cred.get().Meta
-	res := s.refreshes.DoChan(credentialID(m), func() (any, error) {
+	id := credentialID(m)
+	if memo, ok := s.memo(id); ok && memo.err != nil && s.now().Sub(memo.at) < refreshRetryAfter {
+		return memo.err
+	}
+	res := s.refreshes.DoChan(id, func() (any, error) {
 		rctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.RequestTimeoutMS)*time.Millisecond)
 		defer cancel()
 		return s.refreshLocked(rctx, ch, step, m, stale)
 	})
 	select {
 	case r := <-res:
+		var re *refreshError
+		if errors.As(r.Err, &re) {
+			s.setMemo(id, refreshMemo{at: s.now(), err: r.Err})
+		}
 		if r.Err != nil {
 			return r.Err
 		}
@@ -235,6 +288,7 @@ func (s *server) refreshLocked(ctx context.Context, ch *channelState, step *Step
 			s.log.Warn("oauth2 refresh failed", "credential", rec.CredentialID, "reason", err.Error())
 			return cur, false, err
 		}
+		s.setMemo(credentialID(m), refreshMemo{at: s.now(), token: tok.AccessToken})
 		rec.Code = codeRefreshed
 		if err := s.audit.Append(rec); err != nil {
 			// Security: the new token is still stored (the old refresh

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,6 +292,8 @@ func TestBroker_OAuth2_TwoBrokersRefreshOnce(t *testing.T) {
 
 func TestBroker_OAuth2_RefreshOn401(t *testing.T) {
 	o, b := newOAuthSetup(t)
+	var clock atomic.Int64 // offset from the real time
+	b.s.now = func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }
 	// The token looks valid for an hour, but the service has revoked it.
 	b.put(t, "svc-oauth", "oauth2", SecretInput{
 		AccessToken: "access-token-revoked", RefreshToken: "refresh-token-1", ExpiryUnix: time.Now().Add(time.Hour).Unix(),
@@ -313,14 +316,24 @@ func TestBroker_OAuth2_RefreshOn401(t *testing.T) {
 	}
 	require.Equal(t, []string{"egress:retry_after_refresh", "credential:credential_refreshed", "egress:"}, codes)
 
-	// A second 401 after the refresh goes back to the connector: one
-	// retry only.
+	// A 401 to the token just refreshed goes back to the connector as is:
+	// another refresh would not help, and a path that always answers 401
+	// must not become a way to hammer the token endpoint.
 	o.api.status = func(*http.Request) int { return http.StatusUnauthorized }
+	for range 3 {
+		resp = call(t, w, get("https://api.example.com/me", bearer()))
+		require.Equal(t, abi.ErrnoOK, resp.Errno)
+		require.Equal(t, 401, resp.HTTP.Status)
+	}
+	require.Equal(t, 1, o.tok.count())
+	require.Len(t, o.api.requests(), 5)
+
+	// Later, a 401 refreshes again.
+	clock.Store(int64(minRefreshInterval))
 	resp = call(t, w, get("https://api.example.com/me", bearer()))
-	require.Equal(t, abi.ErrnoOK, resp.Errno)
 	require.Equal(t, 401, resp.HTTP.Status)
 	require.Equal(t, 2, o.tok.count())
-	require.Len(t, o.api.requests(), 4)
+	require.Len(t, o.api.requests(), 7)
 }
 
 func TestBroker_OAuth2_RefreshFailures(t *testing.T) {
@@ -370,6 +383,8 @@ func TestBroker_OAuth2_RefreshFailures(t *testing.T) {
 			tok := &tokenServer{refresh: "refresh-token-1"}
 			api := &echo{}
 			b := newTestBroker(t, tt.cfg, map[string]http.Handler{"api.example.com": api, "auth.example.com": tok})
+			var clock atomic.Int64 // offset from the real time
+			b.s.now = func() time.Time { return time.Now().Add(time.Duration(clock.Load())) }
 			sec := base
 			if tt.edit != nil {
 				tt.edit(&sec)
@@ -397,6 +412,18 @@ func TestBroker_OAuth2_RefreshFailures(t *testing.T) {
 			rec, err := b.s.vault.ForConnector(context.Background(), "", testConnector)
 			require.NoError(t, err)
 			require.Equal(t, sec.RefreshToken, rec.Secret.RefreshToken)
+
+			// The next request fails the same way without asking the
+			// endpoint again; after a pause it tries again.
+			calls := tok.count()
+			resp = call(t, w, get("https://api.example.com/me", bearer()))
+			require.Equal(t, &abi.Error{Code: "credential_refresh_failed", Message: tt.msg}, resp.Error)
+			require.Equal(t, calls, tok.count())
+			require.Len(t, b.records(t), 3)
+			clock.Store(int64(refreshRetryAfter))
+			resp = call(t, w, get("https://api.example.com/me", bearer()))
+			require.Equal(t, &abi.Error{Code: "credential_refresh_failed", Message: tt.msg}, resp.Error)
+			require.Len(t, b.records(t), 5, "a new attempt, audited")
 		})
 	}
 }

@@ -23,7 +23,8 @@ import (
 // placeholder placement, destination policy, credential attachment (an
 // OAuth2 token is refreshed first if it has expired), the pinned request
 // (which decides again, on the final headers), one retry after a refresh if
-// an OAuth2 service answers 401, redaction, audit. Every outcome is audited.
+// an OAuth2 service answers 401 to a token that was not itself just
+// refreshed, redaction, audit. Every outcome is audited.
 func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, hr *abi.HTTPRequest) *channel.Response {
 	start := time.Now()
 	rec := withRun(audit.Record{Kind: audit.KindEgress, Method: hr.Method, RequestBytes: int64(len(hr.Body))}, ch, step, s.cfg.Tenant)
@@ -150,7 +151,7 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 			}
 			return finish(d, abi.ErrnoUnavailable, "unavailable", scrub(err.Error(), red), nil)
 		}
-		if oauth && attempt == 1 && resp.Status == http.StatusUnauthorized {
+		if oauth && attempt == 1 && resp.Status == http.StatusUnauthorized && !s.refreshedRecently(rec.CredentialID, token) {
 			// The service refused the token (revoked, or expired early):
 			// refresh once and repeat the request, which was not acted on.
 			first := rec

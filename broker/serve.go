@@ -77,8 +77,11 @@ type server struct {
 	limits   egress.Limits
 	channels map[string]*channelState
 
-	// refreshes coalesces concurrent OAuth2 refreshes per credential.
+	// refreshes coalesces concurrent OAuth2 refreshes per credential;
+	// memos remember the last outcome of each.
 	refreshes singleflight.Group
+	memoMu    sync.Mutex
+	memos     map[string]refreshMemo
 	// now is the clock for token expiry and signatures (tests replace it).
 	now func() time.Time
 }
