@@ -64,9 +64,21 @@ type Config struct {
 	// fake services on loopback ports behind real names). The policy still
 	// checks the declared host and the routed address.
 	Routes map[string]string
-	// MaxRequestsPerStep bounds egress requests per step (0: default).
+	// MaxRequestsPerStep bounds egress requests per step (0: default 100).
 	MaxRequestsPerStep int
-	// MaxResponseBytes bounds one response body (0: default).
+	// MaxRequestsPerChannel bounds egress requests over all the steps a
+	// channel (one connector in one run) serves (0: default 1000).
+	MaxRequestsPerChannel int
+	// MaxChannels bounds the channels open at once in this broker (0:
+	// default 256); Open refuses more.
+	MaxChannels int
+	// FollowRedirects is how many redirects the broker follows itself,
+	// re-deciding every hop against the grant (0: none, a 3xx goes back
+	// to the connector). The credential goes only to hops on the original
+	// scheme, host and port.
+	FollowRedirects int
+	// MaxResponseBytes bounds one response body (0: default 8 MiB; at most
+	// 15 MiB, so a response fits in one channel frame).
 	MaxResponseBytes int64
 	// RequestTimeoutMS bounds one request (0: default).
 	RequestTimeoutMS int64

@@ -42,5 +42,5 @@ func newEgress(cfg *Config) (*egress.Client, egress.Limits, error) {
 	if err != nil {
 		return nil, egress.Limits{}, fmt.Errorf("broker config: %w", err)
 	}
-	return c, egress.Limits{MaxResponseBody: cfg.MaxResponseBytes, Timeout: timeout}, nil
+	return c, egress.Limits{MaxResponseBody: cfg.MaxResponseBytes, Timeout: timeout, FollowRedirects: cfg.FollowRedirects}, nil
 }

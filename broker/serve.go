@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"golang.org/x/sync/singleflight"
 
 	"aileron.dev/aileron/broker/audit"
 	"aileron.dev/aileron/broker/channel"
@@ -31,12 +32,22 @@ const (
 	EnvVaultPassphrase = "AILERON_VAULT_PASSPHRASE"
 )
 
-// Defaults for Config's zero fields.
+// Defaults for Config's zero fields, and hard limits.
 const (
-	defaultMaxRequestsPerStep = 100
-	defaultMaxResponseBytes   = 8 << 20
-	defaultRequestTimeout     = 30 * time.Second
+	defaultMaxRequestsPerStep    = 100
+	defaultMaxRequestsPerChannel = 1000
+	defaultMaxChannels           = 256
+	defaultMaxResponseBytes      = 8 << 20
+	defaultRequestTimeout        = 30 * time.Second
+	// maxResponseBytes is the largest MaxResponseBytes: a response body
+	// must fit, base64-encoded with its headers, in one channel frame.
+	maxResponseBytes = 15 << 20
 )
+
+// maxEventsPerChannel bounds connector audit events per channel, so a
+// flooding worker cannot fill the disk through the audit log. A variable
+// so tests can lower it.
+var maxEventsPerChannel = 10000
 
 // Serve runs the broker process: it serves [Control] over go-plugin and the
 // worker channels passed to it, until the supervisor kills it.
@@ -65,10 +76,18 @@ type server struct {
 	egress   *egress.Client
 	limits   egress.Limits
 	channels map[string]*channelState
+
+	// refreshes coalesces concurrent OAuth2 refreshes per credential;
+	// memos remember the last outcome of each.
+	refreshes singleflight.Group
+	memoMu    sync.Mutex
+	memos     map[string]refreshMemo
+	// now is the clock for token expiry and signatures (tests replace it).
+	now func() time.Time
 }
 
 func newServer(log hclog.Logger, pass *os.File) *server {
-	return &server{log: log, pass: pass, channels: map[string]*channelState{}}
+	return &server{log: log, pass: pass, channels: map[string]*channelState{}, now: time.Now}
 }
 
 // Configure implements Control. It runs once; a second call is refused so
@@ -85,8 +104,20 @@ func (s *server) Configure(cfg Config) error {
 	if cfg.MaxRequestsPerStep <= 0 {
 		cfg.MaxRequestsPerStep = defaultMaxRequestsPerStep
 	}
+	if cfg.MaxRequestsPerChannel <= 0 {
+		cfg.MaxRequestsPerChannel = defaultMaxRequestsPerChannel
+	}
+	if cfg.MaxChannels <= 0 {
+		cfg.MaxChannels = defaultMaxChannels
+	}
 	if cfg.MaxResponseBytes <= 0 {
 		cfg.MaxResponseBytes = defaultMaxResponseBytes
+	}
+	if cfg.MaxResponseBytes > maxResponseBytes {
+		return fmt.Errorf("broker config: max_response_bytes %d is over the limit of %d (a response must fit in one channel frame)", cfg.MaxResponseBytes, maxResponseBytes)
+	}
+	if cfg.FollowRedirects < 0 {
+		return errors.New("broker config: FollowRedirects is negative")
 	}
 	if cfg.RequestTimeoutMS <= 0 {
 		cfg.RequestTimeoutMS = defaultRequestTimeout.Milliseconds()
@@ -156,24 +187,34 @@ func (s *server) Open(args OpenArgs) error {
 		conn.Close()
 		return fmt.Errorf("channel %s: grant for %s: %w", id, args.Grant.Connector, err)
 	}
-	ch := &channelState{id: id, grant: args.Grant, rules: rules, conn: conn, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := &channelState{id: id, grant: args.Grant, rules: rules, conn: conn, done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	if args.Grant.CredentialKind != "" {
-		rec, err := s.vault.ForConnector(context.Background(), cfg.Tenant, args.Grant.Connector)
+		rec, err := s.vault.ForConnector(ctx, cfg.Tenant, args.Grant.Connector)
 		if err != nil {
+			cancel()
 			conn.Close()
 			return credentialError(args.Grant, err)
 		}
 		if string(rec.Meta.Kind) != args.Grant.CredentialKind {
+			cancel()
 			conn.Close()
 			return fmt.Errorf("credential %s bound to %s is %s, but the connector declares %s", rec.Meta.Name, args.Grant.Connector, rec.Meta.Kind, args.Grant.CredentialKind)
 		}
-		ch.cred = newAttacher(rec, s.vault)
+		ch.cred = newAttacher(rec)
 	}
 	s.mu.Lock()
 	if _, dup := s.channels[id]; dup {
 		s.mu.Unlock()
+		cancel()
 		conn.Close()
 		return fmt.Errorf("channel %s is already open", id)
+	}
+	if len(s.channels) >= cfg.MaxChannels {
+		s.mu.Unlock()
+		cancel()
+		conn.Close()
+		return fmt.Errorf("channel %s: the broker already has %d channels open, its limit", id, cfg.MaxChannels)
 	}
 	s.channels[id] = ch
 	s.mu.Unlock()
@@ -220,6 +261,9 @@ func (s *server) Close(id string) (CloseReply, error) {
 	if !ok {
 		return CloseReply{}, fmt.Errorf("channel %s is not open", id)
 	}
+	// Cancelling the channel aborts a request in flight: the step it
+	// belonged to is over.
+	ch.cancel()
 	ch.conn.Close()
 	<-ch.done
 	ch.mu.Lock()
@@ -246,40 +290,105 @@ type channelState struct {
 	conn  net.Conn
 	cred  *attacher
 	done  chan struct{}
+	// ctx lives as long as the channel; every request runs under it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu           sync.Mutex
 	step         *Step
 	stepRequests int
 	requests     int
+	events       int
 	denied       int
 }
 
+// frame is one read from a worker channel.
+type frame struct {
+	req channel.Request
+	err error
+}
+
 // serveChannel answers one worker's requests, one at a time, until the
-// worker or the supervisor closes the channel. A malformed frame ends the
-// channel: a worker that speaks garbage has nothing more to say.
+// worker or the supervisor closes the channel.
+//
+// A reader goroutine keeps reading while a request is handled. The worker
+// must wait for each answer, so anything that arrives meanwhile ends the
+// channel and cancels the request: end of file (the worker died or was
+// killed mid-request, and nobody is left to read the answer) or a second
+// request (a worker trying to get more than one request in flight). A
+// malformed frame ends the channel too: a worker that speaks garbage has
+// nothing more to say.
 func (s *server) serveChannel(ch *channelState) {
 	defer close(ch.done)
 	defer ch.conn.Close()
+	defer ch.cancel()
+	frames := make(chan frame, 1)
+	go func() {
+		for {
+			var f frame
+			f.err = channel.ReadFrame(ch.conn, &f.req)
+			select {
+			case frames <- f:
+			case <-ch.ctx.Done():
+				return
+			}
+			if f.err != nil {
+				return
+			}
+		}
+	}()
 	for {
-		var req channel.Request
-		err := channel.ReadFrame(ch.conn, &req)
-		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		var f frame
+		select {
+		case f = <-frames:
+		case <-ch.ctx.Done():
 			return
+		}
+		if f.err != nil {
+			s.readFailed(ch, f.err)
+			return
+		}
+		ctx, cancel := context.WithCancel(ch.ctx)
+		answer := make(chan *channel.Response, 1)
+		go func(req channel.Request) { answer <- s.handle(ctx, ch, &req) }(f.req)
+		var resp *channel.Response
+		select {
+		case resp = <-answer:
+			cancel()
+		case next := <-frames:
+			cancel()
+			<-answer // the handler audits the cancelled request
+			if next.err != nil {
+				s.readFailed(ch, next.err)
+				return
+			}
+			s.log.Warn("closing channel: a second request while one is in flight", "channel", ch.id, "connector", ch.grant.Connector)
+			s.auditChannel(ch, audit.KindEgress, audit.DecisionDeny, "pipelined_request", "a second request arrived while one was in flight; channel closed")
+			_ = channel.WriteFrame(ch.conn, deny(abi.ErrnoInvalid, "invalid", "one request at a time: a second request arrived while one was in flight; channel closed"))
+			return
+		}
+		err := channel.WriteFrame(ch.conn, resp)
+		if errors.Is(err, channel.ErrFrameTooLarge) {
+			s.auditChannel(ch, audit.KindEgress, audit.DecisionDeny, "response_too_large", "the response does not fit in one channel frame")
+			err = channel.WriteFrame(ch.conn, deny(abi.ErrnoTooLarge, "response_too_large", "the response does not fit in one channel frame"))
 		}
 		if err != nil {
-			s.log.Warn("closing channel after malformed frame", "channel", ch.id, "connector", ch.grant.Connector, "error", err)
-			s.auditChannel(ch, audit.KindEgress, audit.DecisionDeny, "malformed frame: "+err.Error())
-			_ = channel.WriteFrame(ch.conn, &channel.Response{Errno: abi.ErrnoInvalid, Error: &abi.Error{Code: "invalid", Message: "malformed frame; channel closed"}})
-			return
-		}
-		resp := s.handle(ch, &req)
-		if err := channel.WriteFrame(ch.conn, resp); err != nil {
 			return
 		}
 	}
 }
 
-func (s *server) handle(ch *channelState, req *channel.Request) *channel.Response {
+// readFailed handles the end of a channel's input.
+func (s *server) readFailed(ch *channelState, err error) {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	s.log.Warn("closing channel after malformed frame", "channel", ch.id, "connector", ch.grant.Connector, "error", err)
+	s.auditChannel(ch, audit.KindEgress, audit.DecisionDeny, "malformed_frame", "malformed frame: "+err.Error())
+	_ = channel.WriteFrame(ch.conn, deny(abi.ErrnoInvalid, "invalid", "malformed frame; channel closed"))
+}
+
+func (s *server) handle(ctx context.Context, ch *channelState, req *channel.Request) *channel.Response {
 	ch.mu.Lock()
 	step := ch.step
 	ch.mu.Unlock()
@@ -291,10 +400,17 @@ func (s *server) handle(ch *channelState, req *channel.Request) *channel.Respons
 		if req.HTTP == nil || req.Audit != nil {
 			return deny(abi.ErrnoInvalid, "invalid", "http request missing")
 		}
-		return s.handleHTTP(ch, step, req.HTTP)
+		return s.handleHTTP(ctx, ch, step, req.HTTP)
 	case channel.OpAudit:
 		if req.Audit == nil || req.HTTP != nil {
 			return deny(abi.ErrnoInvalid, "invalid", "audit event missing")
+		}
+		ch.mu.Lock()
+		ch.events++
+		n := ch.events
+		ch.mu.Unlock()
+		if n > maxEventsPerChannel {
+			return deny(abi.ErrnoLimit, "event_budget_exceeded", fmt.Sprintf("audit event budget of %d per run of the connector exceeded", maxEventsPerChannel))
 		}
 		if err := s.audit.Append(withRun(audit.Record{Kind: audit.KindConnectorEvent, Event: req.Audit.Event, Fields: req.Audit.Fields}, ch, step, s.cfg.Tenant)); err != nil {
 			return deny(abi.ErrnoUnavailable, "unavailable", "audit log unavailable")
@@ -308,11 +424,13 @@ func deny(e abi.Errno, code, msg string) *channel.Response {
 	return &channel.Response{Errno: e, Error: &abi.Error{Code: code, Message: msg}}
 }
 
-func (s *server) auditChannel(ch *channelState, kind, decision, reason string) {
+func (s *server) auditChannel(ch *channelState, kind, decision, code, reason string) {
 	ch.mu.Lock()
 	step := ch.step
 	ch.mu.Unlock()
-	_ = s.audit.Append(withRun(audit.Record{Kind: kind, Decision: decision, Reason: reason}, ch, step, s.cfg.Tenant))
+	if err := s.audit.Append(withRun(audit.Record{Kind: kind, Decision: decision, Code: code, Reason: reason}, ch, step, s.cfg.Tenant)); err != nil {
+		s.log.Error("audit append failed", "error", err)
+	}
 }
 
 // withRun fills in who and what a record is about, from the channel's grant

@@ -21,6 +21,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/examples/kit"
 	"aileron.dev/aileron/examples/services/notes"
 	"aileron.dev/aileron/examples/services/testca"
@@ -90,13 +91,36 @@ const notesKey = "sk-notes-41b7d2e9c0"
 
 func newEnv(t *testing.T, extraConfig string) *env {
 	t.Helper()
+	return newEnvWith(t, envOptions{Config: extraConfig})
+}
+
+// envOptions adjust newEnvWith.
+type envOptions struct {
+	// Config is written into config.toml after the [broker] keys; it may
+	// open other tables.
+	Config string
+	// DenyLoopback leaves unsafe_allow_loopback off, so the broker runs
+	// under the default address policy (the fake services become
+	// unreachable).
+	DenyLoopback bool
+	// Services are more fake HTTPS services, routed behind their names
+	// like notes and echo.
+	Services map[string]http.Handler
+}
+
+func newEnvWith(t *testing.T, o envOptions) *env {
+	t.Helper()
 	home := t.TempDir()
 	shareCompiled(t, home)
 	ca, err := testca.New()
 	require.NoError(t, err)
 	e := &env{t: t, home: home, notes: notes.New(notesKey), echo: &echoService{}}
+	services := map[string]http.Handler{"notes.example.com": e.notes, "echo.example.com": e.echo}
+	for name, h := range o.Services {
+		services[name] = h
+	}
 	routes := map[string]string{}
-	for name, h := range map[string]http.Handler{"notes.example.com": e.notes, "echo.example.com": e.echo} {
+	for name, h := range services {
 		tlsCfg, err := ca.ServerConfig(name)
 		require.NoError(t, err)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -109,8 +133,8 @@ func newEnv(t *testing.T, extraConfig string) *env {
 	caPath := filepath.Join(home, "ca.pem")
 	require.NoError(t, os.WriteFile(caPath, ca.PEM, 0o600))
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "[broker]\nunsafe_allow_loopback = true\nextra_root_cas = [%q]\n", caPath)
-	cfg.WriteString(extraConfig)
+	fmt.Fprintf(&cfg, "[broker]\nunsafe_allow_loopback = %t\nextra_root_cas = [%q]\n", !o.DenyLoopback, caPath)
+	cfg.WriteString(o.Config)
 	cfg.WriteString("\n[broker.routes]\n")
 	for k, v := range routes {
 		fmt.Fprintf(&cfg, "%q = %q\n", k, v)
@@ -205,6 +229,49 @@ with = %s
 `, name, m.Connector.Name, m.Connector.Version, m.Connector.ProvenanceHash, m.Connector.Name, intent, with)
 	path := filepath.Join(e.home, name+".toml")
 	require.NoError(e.t, os.WriteFile(path, []byte(src), 0o600))
+	return path
+}
+
+// installVariant packs the hostile connector's module under another
+// manifest (another name, credential kind or host list) and installs it.
+func (e *env) installVariant(manifestTOML string) *manifest.Manifest {
+	e.t.Helper()
+	dir := e.t.TempDir()
+	mpath := filepath.Join(dir, cas.ManifestFile)
+	require.NoError(e.t, os.WriteFile(mpath, []byte(manifestTOML), 0o600))
+	m, err := cas.Pack(mpath, filepath.Join(pkgDirs["hostile"], cas.WasmFile), filepath.Join(dir, "pkg"))
+	require.NoError(e.t, err)
+	e.ok("", "connector", "install", "--yes", filepath.Join(dir, "pkg"))
+	return m
+}
+
+// step is one step of an action written by actionSteps.
+type step struct {
+	m      *manifest.Manifest
+	intent string
+	with   string
+}
+
+// actionSteps writes an action running steps in order and returns its
+// path.
+func (e *env) actionSteps(name string, steps ...step) string {
+	e.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "[action]\nname = %q\nversion = \"0.1.0\"\n", name)
+	seen := map[string]bool{}
+	for _, st := range steps {
+		c := st.m.Connector
+		if seen[c.Name.String()] {
+			continue
+		}
+		seen[c.Name.String()] = true
+		fmt.Fprintf(&b, "\n[[requires.connectors]]\nname = %q\nversion = %q\nhash = %q\ncapabilities = []\n", c.Name, c.Version, c.ProvenanceHash)
+	}
+	for i, st := range steps {
+		fmt.Fprintf(&b, "\n[[steps]]\nid = \"s%d\"\nconnector = %q\nintent = %q\nwith = %s\n", i+1, st.m.Connector.Name, st.intent, st.with)
+	}
+	path := filepath.Join(e.home, name+".toml")
+	require.NoError(e.t, os.WriteFile(path, []byte(b.String()), 0o600))
 	return path
 }
 

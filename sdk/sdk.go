@@ -178,3 +178,9 @@ func Bearer() string { return "Bearer " + abi.CredentialPlaceholder }
 
 // Credential returns the placeholder the broker replaces with the credential.
 func Credential() string { return abi.CredentialPlaceholder }
+
+// Signature returns the placeholder the broker replaces with the request's
+// signature, for a connector whose credential kind is signing_key, e.g.
+// "X-Signature: v1=" + sdk.Signature(). The broker also sets the
+// X-Aileron-Timestamp header the signature covers (docs/ABI.md section 5).
+func Signature() string { return abi.SignaturePlaceholder }

@@ -63,6 +63,10 @@ const (
 	KindConnectorEvent = "connector_event"
 	// KindRun marks the start or end of an action run.
 	KindRun = "run"
+	// KindCredential is something the broker did with a credential on its
+	// own behalf, such as an OAuth2 refresh (Event "oauth2_refresh"); Code
+	// says how it went, Host is the endpoint, CredentialID the credential.
+	KindCredential = "credential"
 )
 
 // Values of [Record.Decision], the same words egress.Result prints.

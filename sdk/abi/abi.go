@@ -51,6 +51,21 @@ const (
 // that replace it.
 const CredentialPlaceholder = "{{aileron.credential}}"
 
+// SignaturePlaceholder marks where the broker puts a request signature made
+// with a signing_key credential (docs/ABI.md section 5): the lower-case hex
+// HMAC-SHA256, under the key, of the canonical request. The broker also
+// sets [SignatureTimestampHeader]. The key never leaves the broker.
+const SignaturePlaceholder = "{{aileron.signature}}"
+
+// SignatureTimestampHeader is the header in which the broker sends the Unix
+// time (seconds, decimal) that a signature covers. It is set only by the
+// broker; a connector that sets it is refused.
+const SignatureTimestampHeader = "X-Aileron-Timestamp"
+
+// SignatureAlgorithm is the first line of the canonical request that a
+// signature covers, naming the scheme and its version.
+const SignatureAlgorithm = "AILERON-HMAC-SHA256"
+
 // Size limits that are part of the contract. A host may enforce lower limits
 // set by the operator; it never accepts more.
 const (

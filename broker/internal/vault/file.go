@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"filippo.io/age"
 	"github.com/gofrs/flock"
@@ -38,7 +39,23 @@ type FileBackend struct {
 	dir   string
 	id    age.Identity
 	recip age.Recipient
-	lock  *flock.Flock
+	// mu serializes writers in this process; lock serializes processes
+	// (flock is per open file, so it does not exclude goroutines sharing
+	// one).
+	mu   sync.Mutex
+	lock *flock.Flock
+}
+
+// locked runs fn holding the vault's write lock: in this process and
+// across processes.
+func (b *FileBackend) locked(fn func() error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.lock.Lock(); err != nil {
+		return fmt.Errorf("lock vault: %w", err)
+	}
+	defer b.lock.Unlock()
+	return fn()
 }
 
 // OpenFile opens (creating if needed) the vault in dir.
@@ -252,10 +269,51 @@ func (b *FileBackend) Put(_ context.Context, r Record) error {
 	if err != nil {
 		return err
 	}
-	if err := b.lock.Lock(); err != nil {
-		return fmt.Errorf("lock vault: %w", err)
+	return b.locked(func() error { return b.write(p, r) })
+}
+
+// Update implements Backend. The write lock is held while fn runs, so
+// every writer in every process that shares the vault directory waits for
+// it; fn should be bounded in time.
+func (b *FileBackend) Update(_ context.Context, tenant, name string, fn func(Record) (Record, bool, error)) (Record, error) {
+	p, err := b.path(tenant, name)
+	if err != nil {
+		return Record{}, err
 	}
-	defer b.lock.Unlock()
+	var out Record
+	err = b.locked(func() error {
+		cur, err := b.read(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Meta.Name != name || cur.Meta.Tenant != tenant {
+			return fmt.Errorf("vault file for %s does not belong to it", name)
+		}
+		next, changed, err := fn(cur)
+		if err != nil {
+			return err
+		}
+		if !changed {
+			out = cur
+			return nil
+		}
+		if next.Meta.Name != name || next.Meta.Tenant != tenant {
+			return fmt.Errorf("vault update of %s must not rename it", name)
+		}
+		if err := next.Validate(); err != nil {
+			return err
+		}
+		out = next
+		return b.write(p, next)
+	})
+	return out, err
+}
+
+// write encrypts r to p; the caller holds the write lock.
+func (b *FileBackend) write(p string, r Record) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
@@ -284,16 +342,14 @@ func (b *FileBackend) Delete(_ context.Context, tenant, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := b.lock.Lock(); err != nil {
-		return fmt.Errorf("lock vault: %w", err)
-	}
-	defer b.lock.Unlock()
-	if err := os.Remove(p); errors.Is(err, fs.ErrNotExist) {
-		return ErrNotFound
-	} else if err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(p))
+	return b.locked(func() error {
+		if err := os.Remove(p); errors.Is(err, fs.ErrNotExist) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		return syncDir(filepath.Dir(p))
+	})
 }
 
 func writeAtomic(path string, data []byte) error {

@@ -87,6 +87,14 @@ type Backend interface {
 	Get(ctx context.Context, tenant, name string) (Record, error)
 	Put(ctx context.Context, r Record) error
 	Delete(ctx context.Context, tenant, name string) error
+	// Update re-reads one record under the backend's write lock, which
+	// every Put, Delete and Update takes, in every process sharing the
+	// store, and passes it to fn. If fn reports a change, the record it
+	// returns is stored atomically before the lock is released. Update
+	// returns the stored record. It is how a refreshed OAuth2 token is
+	// written back without losing a refresh another process made meanwhile
+	// (a server backend would use check-and-set).
+	Update(ctx context.Context, tenant, name string, fn func(Record) (Record, bool, error)) (Record, error)
 }
 
 // Errors.
@@ -190,6 +198,21 @@ func (v *Vault) Put(ctx context.Context, r Record) error {
 	}
 	r.Meta.Updated = time.Now().UTC()
 	return v.b.Put(ctx, r)
+}
+
+// Update re-reads the credential tenant/name under the vault's write lock
+// and lets fn replace its secret; see [Backend.Update]. fn may not change
+// the metadata other than through the secret; Updated is set on a change.
+func (v *Vault) Update(ctx context.Context, tenant, name string, fn func(Record) (Record, bool, error)) (Record, error) {
+	return v.b.Update(ctx, tenant, name, func(cur Record) (Record, bool, error) {
+		next, changed, err := fn(cur)
+		if err != nil || !changed {
+			return cur, false, err
+		}
+		next.Meta = cur.Meta
+		next.Meta.Updated = time.Now().UTC()
+		return next, true, nil
+	})
 }
 
 // List returns the metadata of every credential of tenant.

@@ -2,11 +2,15 @@ package vault
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -108,4 +112,66 @@ func TestVault_Passphrase(t *testing.T) {
 	require.True(t, strings.Contains(err.Error(), "wrong passphrase"), err.Error())
 	_, err = os.Stat(filepath.Join(dir, "identity"))
 	require.True(t, os.IsNotExist(err), "a passphrase vault must not keep a clear key")
+}
+
+func TestVault_UpdateIsExclusiveAcrossOpens(t *testing.T) {
+	// Two opens of one directory stand for two broker processes: their
+	// read-modify-write cycles must not interleave.
+	dir := t.TempDir()
+	ctx := context.Background()
+	fb1, err := OpenFile(dir, KeyConfig{})
+	require.NoError(t, err)
+	fb2, err := OpenFile(dir, KeyConfig{})
+	require.NoError(t, err)
+	require.NoError(t, New(fb1).Put(ctx, apiKey("ctr", "n-0", "github://a/b")))
+	var wg sync.WaitGroup
+	for _, v := range []*Vault{New(fb1), New(fb2), New(fb1), New(fb2)} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				_, err := v.Update(ctx, "", "ctr", func(r Record) (Record, bool, error) {
+					var n int
+					fmt.Sscanf(r.Secret.Value, "n-%d", &n)
+					r.Secret.Value = fmt.Sprintf("n-%d", n+1)
+					return r, true, nil
+				})
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	rec, err := fb2.Get(ctx, "", "ctr")
+	require.NoError(t, err)
+	require.Equal(t, "n-40", rec.Secret.Value)
+}
+
+func TestVault_UpdateErrors(t *testing.T) {
+	fb, err := OpenFile(t.TempDir(), KeyConfig{})
+	require.NoError(t, err)
+	v := New(fb)
+	ctx := context.Background()
+	_, err = v.Update(ctx, "", "missing", func(r Record) (Record, bool, error) { return r, false, nil })
+	require.ErrorIs(t, err, ErrNotFound)
+
+	require.NoError(t, v.Put(ctx, apiKey("k", "value-1", "github://a/b")))
+	boom := errors.New("boom")
+	_, err = v.Update(ctx, "", "k", func(r Record) (Record, bool, error) { return r, true, boom })
+	require.ErrorIs(t, err, boom)
+	_, err = v.Update(ctx, "", "k", func(r Record) (Record, bool, error) {
+		r.Secret.Value = ""
+		return r, true, nil
+	})
+	require.EqualError(t, err, "credential k: api_key needs a secret value")
+	// Metadata cannot be changed through Update.
+	got, err := v.Update(ctx, "", "k", func(r Record) (Record, bool, error) {
+		r.Meta.Connectors = []string{"github://evil/x"}
+		r.Secret.Value = "value-2"
+		return r, true, nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"github://a/b"}, got.Meta.Connectors)
+	rec, err := v.ForConnector(ctx, "", "github://a/b")
+	require.NoError(t, err)
+	require.Equal(t, "value-2", rec.Secret.Value)
 }

@@ -4,11 +4,13 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"time"
 
 	"aileron.dev/aileron/sdk"
+	"aileron.dev/aileron/sdk/abi"
 )
 
 type none struct{}
@@ -18,7 +20,61 @@ type urlInput struct {
 	Headers map[string]string `json:"headers"`
 }
 
+// reqInput is one request as the action spells it.
+type reqInput struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers"`
+	Body    string            `json:"body"`
+}
+
+func (r reqInput) request() sdk.Request {
+	return sdk.Request{Method: r.Method, URL: r.URL, Headers: r.Headers, Body: []byte(r.Body)}
+}
+
 func main() {
+	// request sends one request, placeholders and all, and returns exactly
+	// what the connector sent and what it got back.
+	sdk.Handle("request", func(c *sdk.Call, in reqInput) (any, error) {
+		resp, err := c.HTTP.Do(in.request())
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"sent_headers": in.Headers, "status": resp.Status, "body": string(resp.Body), "response_headers": resp.Headers}, nil
+	})
+	// try sends each request in turn and reports every outcome, refusals
+	// included, without failing.
+	sdk.Handle("try", func(c *sdk.Call, in struct {
+		Requests []reqInput `json:"requests"`
+	}) (any, error) {
+		out := make([]map[string]any, 0, len(in.Requests))
+		for _, r := range in.Requests {
+			resp, err := c.HTTP.Do(r.request())
+			var ae *abi.Error
+			switch {
+			case errors.As(err, &ae):
+				out = append(out, map[string]any{"url": r.URL, "code": ae.Code, "message": ae.Message})
+			case err != nil:
+				out = append(out, map[string]any{"url": r.URL, "code": "other", "message": err.Error()})
+			default:
+				out = append(out, map[string]any{"url": r.URL, "status": resp.Status, "location": resp.Header("Location"), "bytes": len(resp.Body)})
+			}
+		}
+		return out, nil
+	})
+	// flood sends the same request n times and fails on the first refusal.
+	sdk.Handle("flood", func(c *sdk.Call, in struct {
+		URL string `json:"url"`
+		N   int    `json:"n"`
+	}) (any, error) {
+		for i := 0; i < in.N; i++ {
+			if _, err := c.HTTP.Get(in.URL, nil); err != nil {
+				return nil, err
+			}
+		}
+		return in.N, nil
+	})
+
 	// inspect sends a request with the credential placeholder to an echo
 	// service and returns what the connector sent and what it got back.
 	sdk.Handle("inspect", func(c *sdk.Call, in urlInput) (any, error) {
