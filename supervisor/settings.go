@@ -49,9 +49,17 @@ type BrokerSettings struct {
 	// Routes send a declared "host:port" to another "ip:port".
 	Routes map[string]string `toml:"routes"`
 	// MaxRequestsPerStep, MaxResponseBytes and RequestTimeout bound egress.
-	MaxRequestsPerStep int    `toml:"max_requests_per_step"`
-	MaxResponseBytes   int64  `toml:"max_response_bytes"`
-	RequestTimeout     string `toml:"request_timeout"`
+	MaxRequestsPerStep int `toml:"max_requests_per_step"`
+	// MaxRequestsPerChannel bounds a worker's requests over all its steps.
+	MaxRequestsPerChannel int `toml:"max_requests_per_channel"`
+	// MaxChannels bounds the workers connected to one broker at once.
+	MaxChannels int `toml:"max_channels"`
+	// FollowRedirects is how many redirects the broker follows itself
+	// (each hop checked again; the credential only to the original host);
+	// 0, the default, returns every 3xx to the connector.
+	FollowRedirects  int    `toml:"follow_redirects"`
+	MaxResponseBytes int64  `toml:"max_response_bytes"`
+	RequestTimeout   string `toml:"request_timeout"`
 }
 
 // LimitSettings bound each invocation.
@@ -112,6 +120,9 @@ func (s Settings) Apply(cfg *Config) error {
 	b.HostsOverride = s.Broker.Hosts
 	b.Routes = s.Broker.Routes
 	b.MaxRequestsPerStep = s.Broker.MaxRequestsPerStep
+	b.MaxRequestsPerChannel = s.Broker.MaxRequestsPerChannel
+	b.MaxChannels = s.Broker.MaxChannels
+	b.FollowRedirects = s.Broker.FollowRedirects
 	b.MaxResponseBytes = s.Broker.MaxResponseBytes
 	if s.Broker.RequestTimeout != "" {
 		d, err := time.ParseDuration(s.Broker.RequestTimeout)

@@ -231,25 +231,37 @@ func (s *Server) Invoke(a worker.InvokeArgs) (worker.InvokeReply, error) {
 
 // brokerServices implements host.Services over the broker channel.
 type brokerServices struct {
-	mu   sync.Mutex
-	conn net.Conn
-	log  hclog.Logger
+	mu     sync.Mutex
+	conn   net.Conn
+	log    hclog.Logger
+	broken error
 }
 
 func (b *brokerServices) roundTrip(ctx context.Context, req *channel.Request) (*channel.Response, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.broken != nil {
+		return nil, b.broken
+	}
 	c := b.conn
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 		defer c.SetDeadline(time.Time{})
 	}
+	// A channel that failed mid-exchange (a timeout, a torn frame) is out
+	// of step with the broker: the next read could return the previous
+	// answer. Close it and fail every later call instead.
+	fail := func(err error) (*channel.Response, error) {
+		b.broken = fmt.Errorf("broker channel closed after an earlier failure: %w", err)
+		_ = c.Close()
+		return nil, err
+	}
 	if err := channel.WriteFrame(c, req); err != nil {
-		return nil, fmt.Errorf("send to broker: %w", err)
+		return fail(fmt.Errorf("send to broker: %w", err))
 	}
 	var resp channel.Response
 	if err := channel.ReadFrame(c, &resp); err != nil {
-		return nil, fmt.Errorf("receive from broker: %w", err)
+		return fail(fmt.Errorf("receive from broker: %w", err))
 	}
 	return &resp, nil
 }
