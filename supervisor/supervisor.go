@@ -40,6 +40,14 @@ import (
 type Config struct {
 	// Home is $AILERON_HOME: store, vault, audit log, installed actions.
 	Home string
+	// StoreDir is the content-addressed store; default Home/store. Tenants
+	// of one server share it: it is keyed by hash, so sharing is safe.
+	StoreDir string
+	// WorkerSource, if set, is the supervisor whose warm pool and worker
+	// settings this one's workers come from (a server's tenants share one
+	// pool; workers are bound to nothing until a run binds them, and each
+	// serves one run).
+	WorkerSource *Supervisor
 	// WorkerPath is the aileron-worker binary.
 	WorkerPath string
 	// WorkerSHA256 is the hex sha256 WorkerPath must have; empty means the
@@ -137,7 +145,10 @@ func New(cfg Config) (*Supervisor, error) {
 	if err := os.MkdirAll(cfg.Home, 0o700); err != nil {
 		return nil, fmt.Errorf("aileron home: %w", err)
 	}
-	store, err := cas.Open(filepath.Join(cfg.Home, "store"))
+	if cfg.StoreDir == "" {
+		cfg.StoreDir = filepath.Join(cfg.Home, "store")
+	}
+	store, err := cas.Open(cfg.StoreDir)
 	if err != nil {
 		return nil, err
 	}

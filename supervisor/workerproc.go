@@ -87,10 +87,14 @@ func (w *workerProc) oomKilled() bool {
 // g: one from the warm pool if there is one ready, else a fresh one. The
 // worker is not bound to a module yet.
 func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker.Grant) (*workerProc, error) {
-	w := s.pool.take(ctx)
+	src := s
+	if s.cfg.WorkerSource != nil {
+		src = s.cfg.WorkerSource
+	}
+	w := src.pool.take(ctx)
 	if w == nil {
 		var err error
-		if w, err = s.spawnWorker(ctx, g.Connector); err != nil {
+		if w, err = src.spawnWorker(ctx, g.Connector); err != nil {
 			return nil, err
 		}
 	}
