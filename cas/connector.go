@@ -50,14 +50,14 @@ func CheckPackage(name string, manifestBytes, wasm []byte) (*manifest.Manifest, 
 		return nil, err
 	}
 	if got := string(Sum(wasm)); got != m.Connector.ProvenanceHash {
-		return nil, fmt.Errorf("%s: %s is %s, but provenance_hash says %s: the package was altered or built from other sources", m.Connector.Name, WasmFile, got, m.Connector.ProvenanceHash)
+		return nil, fmt.Errorf("%s: %s is %s, but provenance_hash says %s: the package was altered or built from other sources", m.Ref(), WasmFile, got, m.Connector.ProvenanceHash)
 	}
 	imps, err := manifest.ModuleImports(wasm)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", WasmFile, err)
 	}
 	if err := manifest.CheckImports(m, imps); err != nil {
-		return nil, fmt.Errorf("%s: %w", m.Connector.Name, err)
+		return nil, fmt.Errorf("%s: %w", m.Ref(), err)
 	}
 	return m, nil
 }
