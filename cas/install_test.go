@@ -6,8 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"regexp"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -380,7 +380,10 @@ func TestInstall_TrustOnFirstUse(t *testing.T) {
 	ref2 := mustRef(t, "github://acme/tofu@2.0.0")
 	f.repo.publish(ref2)
 	f.repo.set(f.repo.path(ref2, SignatureFile), Sign(other, manifestFor(ref2, tinyWasm), "x"))
-	f.in.TrustOnFirstUse = func(string, minisign.PublicKey, string) error { t.Fatal("offered TOFU for a pinned authority"); return nil }
+	f.in.TrustOnFirstUse = func(string, minisign.PublicKey, string) error {
+		t.Fatal("offered TOFU for a pinned authority")
+		return nil
+	}
 	_, err = f.install(ref2, "")
 	require.ErrorIs(t, err, ErrKeyMismatch)
 }

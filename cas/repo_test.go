@@ -74,7 +74,9 @@ func newRepo(t *testing.T) *repo {
 	return r
 }
 
-func (r *repo) bases() Bases { return Bases{GitHub: r.srv.URL, GitLab: r.srv.URL + "/gl", Hub: r.srv.URL + "/hub"} }
+func (r *repo) bases() Bases {
+	return Bases{GitHub: r.srv.URL, GitLab: r.srv.URL + "/gl", Hub: r.srv.URL + "/hub"}
+}
 
 func (r *repo) fetcher() *Fetcher {
 	f, err := NewFetcher(SourceConfig{Bases: r.bases(), ExtraRootCAs: r.ca.PEM, Backoff: time.Millisecond, Timeout: 5 * time.Second})
