@@ -499,7 +499,7 @@ func (a *app) checkCmd() *cobra.Command {
 					installed := x.Installed[len(x.Installed)-1]
 					switch {
 					case x.Error != "":
-						fmt.Fprintf(a.stdout, "%s %s: cannot check: %s\n", x.Connector, installed, x.Error)
+						fmt.Fprintf(a.stderr, "aileron: %s %s: cannot check: %s\n", x.Connector, installed, x.Error)
 					case len(x.Newer) == 0:
 						fmt.Fprintf(a.stdout, "%s %s: up to date\n", x.Connector, installed)
 					default:
