@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -100,8 +99,9 @@ func ParsePublicKey(text []byte) (minisign.PublicKey, error) {
 	return pk, nil
 }
 
-// KeyID returns a minisign key's ID as minisign prints it (hex).
-func KeyID(id uint64) string { return strings.ToUpper(strconv.FormatUint(id, 16)) }
+// KeyID returns a minisign key's ID as minisign prints it: 16 uppercase
+// hex digits.
+func KeyID(id uint64) string { return fmt.Sprintf("%016X", id) }
 
 // Fingerprint returns how a key is shown to a person and recorded in index
 // entries: its ID and the whole public key, which the publisher also

@@ -169,6 +169,9 @@ func (s *installSession) resolve(cmd *cobra.Command, arg string) (*cas.Fetched, 
 // scripts. Without a terminal and without --yes it fails, never waits.
 func (a *app) consent(f *cas.Fetched, yes bool) error {
 	signed := "signed by the key pinned for " + f.Ref.FQN.Authority()
+	if f.NewKey != nil {
+		signed = "signed by the key you just trusted for " + f.Ref.FQN.Authority()
+	}
 	if !f.Signed {
 		signed = "UNSIGNED development package"
 	}
