@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,14 +50,14 @@ func CheckPackage(name string, manifestBytes, wasm []byte) (*manifest.Manifest, 
 		return nil, err
 	}
 	if got := string(Sum(wasm)); got != m.Connector.ProvenanceHash {
-		return nil, fmt.Errorf("%s: %s is %s, but provenance_hash says %s: the package was altered or built from other sources", m.Connector.Name, WasmFile, got, m.Connector.ProvenanceHash)
+		return nil, fmt.Errorf("%s: %s is %s, but provenance_hash says %s: the package was altered or built from other sources", m.Ref(), WasmFile, got, m.Connector.ProvenanceHash)
 	}
 	imps, err := manifest.ModuleImports(wasm)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", WasmFile, err)
 	}
 	if err := manifest.CheckImports(m, imps); err != nil {
-		return nil, fmt.Errorf("%s: %w", m.Connector.Name, err)
+		return nil, fmt.Errorf("%s: %w", m.Ref(), err)
 	}
 	return m, nil
 }
@@ -90,29 +91,61 @@ func ReadDir(dir string) (*Package, error) {
 	return &Package{ManifestBytes: mb, Wasm: wasm, Manifest: m, Source: abs}, nil
 }
 
-// Put stores a checked package and indexes it under its FQN@version. It is
-// all or nothing: blobs first, then the index entry, under the store lock.
+// Put stores a checked package and indexes it under its FQN@version, under
+// the store lock. It is all or nothing: a version installed with other
+// bytes is refused before anything is written ([ErrImmutable]), and if a
+// write fails, the blobs this call created are removed again, so the store
+// is as it was. Storing a package that is installed already changes
+// nothing, except that a signed copy replaces an unsigned development
+// install of the same bytes.
 func (s *Store) Put(p *Package) (Entry, error) {
 	unlock, err := s.Lock()
 	if err != nil {
 		return Entry{}, err
 	}
 	defer unlock()
-	md, err := s.PutBytes(p.ManifestBytes)
-	if err != nil {
-		return Entry{}, err
-	}
-	wd, err := s.PutBytes(p.Wasm)
-	if err != nil {
-		return Entry{}, err
-	}
-	e := Entry{Ref: p.Manifest.Ref().String(), Manifest: md, Wasm: wd, Source: p.Source, KeyFingerprint: p.KeyFingerprint, InstalledAt: time.Now().UTC()}
+	e := Entry{Ref: p.Manifest.Ref().String(), Manifest: Sum(p.ManifestBytes), Wasm: Sum(p.Wasm), Source: p.Source, KeyFingerprint: p.KeyFingerprint, InstalledAt: time.Now().UTC()}
 	if len(p.Signature) > 0 {
-		if e.Signature, err = s.PutBytes(p.Signature); err != nil {
+		e.Signature = Sum(p.Signature)
+	}
+	old, err := s.Entry(e.Ref)
+	switch {
+	case err == nil && (old.Manifest != e.Manifest || old.Wasm != e.Wasm):
+		return Entry{}, fmt.Errorf("%s is already installed with different content (wasm %s, now %s): %w", e.Ref, old.Wasm, e.Wasm, ErrImmutable)
+	case err == nil && (old.Signature != "" || e.Signature == ""):
+		// Installed already, as well or better. Repair its blobs if one
+		// went missing or bad; otherwise this writes nothing.
+		for _, b := range [][]byte{p.ManifestBytes, p.Wasm} {
+			if _, err := s.PutBytes(b); err != nil {
+				return Entry{}, err
+			}
+		}
+		return old, nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return Entry{}, err
+	}
+	var created []Digest
+	undo := func() {
+		for _, d := range created {
+			_ = os.Remove(s.BlobPath(d))
+		}
+	}
+	for _, b := range [][]byte{p.ManifestBytes, p.Wasm, p.Signature} {
+		if len(b) == 0 {
+			continue
+		}
+		had := s.Has(Sum(b))
+		d, err := s.PutBytes(b)
+		if err != nil {
+			undo()
 			return Entry{}, err
+		}
+		if !had {
+			created = append(created, d)
 		}
 	}
 	if err := s.PutEntry(e); err != nil {
+		undo()
 		return Entry{}, err
 	}
 	return e, nil

@@ -22,9 +22,9 @@ import (
 
 const hostileFQN = "github://aileron-tests/hostile"
 
-// variant is the manifest of the hostile connector's module under another
+// hostileVariant is the manifest of the hostile connector's module under another
 // name, credential kind ("" for none) and host list.
-func variant(name, kind string, hosts ...string) string {
+func hostileVariant(name, kind string, hosts ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[connector]\nname = %q\nversion = \"0.0.1\"\nprovenance_hash = \"sha256:%s\"\n\n", name, strings.Repeat("0", 64))
 	quoted := make([]string, len(hosts))
@@ -158,7 +158,7 @@ func TestBroker_EachCredentialKind(t *testing.T) {
 	}
 	var steps []step
 	for _, k := range kinds {
-		m := e.installVariant(variant("github://aileron-tests/hostile-"+k.short, k.kind, "api.example.com:443"))
+		m := e.installVariant(hostileVariant("github://aileron-tests/hostile-"+k.short, k.kind, "api.example.com:443"))
 		e.ok(k.stdin, append([]string{"vault", "set", "cred-" + k.short, "--kind", k.kind, "--connector", m.Connector.Name.String()}, k.args...)...)
 		var hs []string
 		for name, v := range k.headers {
@@ -249,7 +249,7 @@ func TestBroker_OAuth2RefreshedOnceAndPersisted(t *testing.T) {
 	// The token endpoint is not among the connector's hosts: the operator
 	// stored its URL in the vault, the connector never names it.
 	e := newEnvWith(t, envOptions{Services: map[string]http.Handler{"api.example.com": api, "auth.example.com": tok}})
-	m := e.installVariant(variant("github://aileron-tests/hostile-oauth2", "oauth2", "api.example.com:443"))
+	m := e.installVariant(hostileVariant("github://aileron-tests/hostile-oauth2", "oauth2", "api.example.com:443"))
 	expired := func(refresh string) string {
 		return fmt.Sprintf(`{"access_token":"access-token-1","refresh_token":%q,"expiry":"2020-01-01T00:00:00Z","token_url":"https://auth.example.com/token","client_id":"client-1","client_secret":"client-secret-1"}`, refresh)
 	}
@@ -481,7 +481,7 @@ func TestBroker_DeniedAddressesUnderDefaultPolicy(t *testing.T) {
 	}
 	reqs = append(reqs, `{ url = "https://echo.example.com/headers" }`)
 	e := newEnvWith(t, envOptions{DenyLoopback: true, Config: cfg.String()})
-	m := e.installVariant(variant("github://aileron-tests/hostile-net", "", hosts...))
+	m := e.installVariant(hostileVariant("github://aileron-tests/hostile-net", "", hosts...))
 	got := e.try(e.action(m, "addresses", "try", tryWith(reqs...)))
 	require.Len(t, got, len(names)+1)
 	var egress []map[string]any

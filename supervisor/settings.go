@@ -12,6 +12,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/worker"
 )
 
@@ -25,6 +26,7 @@ type Settings struct {
 	Limits    LimitSettings     `toml:"limits"`
 	Isolation IsolationSettings `toml:"isolation"`
 	Pool      PoolSettings      `toml:"pool"`
+	Sources   SourceSettings    `toml:"sources"`
 }
 
 // PoolSettings size the warm pool of sandboxed, unbound workers.
@@ -32,6 +34,62 @@ type PoolSettings struct {
 	// Size is how many workers to keep ready; 0 (the default) disables
 	// the pool. It pays off in long-lived supervisors (serve, mcp).
 	Size int `toml:"size"`
+}
+
+// SourceSettings say where connector packages are downloaded from. The
+// environment variables EnvSourceGitHub, EnvSourceGitLab and EnvSourceHub
+// override the base URLs.
+type SourceSettings struct {
+	// GitHub, GitLab and Hub are https base URLs of the sources (a
+	// mirror; the tests' loopback server). Empty: the public services.
+	GitHub string `toml:"github"`
+	GitLab string `toml:"gitlab"`
+	Hub    string `toml:"hub"`
+	// ExtraRootCAs are PEM files of CAs trusted, in addition to the
+	// system's, for downloads. TLS verification is never skipped.
+	ExtraRootCAs []string `toml:"extra_root_cas"`
+	// Timeout bounds one attempt at one file, a Go duration ("2m").
+	Timeout string `toml:"timeout"`
+}
+
+// Environment variables that override [sources] base URLs.
+const (
+	EnvSourceGitHub = "AILERON_SOURCE_GITHUB"
+	EnvSourceGitLab = "AILERON_SOURCE_GITLAB"
+	EnvSourceHub    = "AILERON_SOURCE_HUB"
+)
+
+// SourceConfig returns the download configuration: [sources] with the
+// environment (read through getenv) overriding base URLs.
+func (s Settings) SourceConfig(getenv func(string) string) (cas.SourceConfig, error) {
+	src := s.Sources
+	cfg := cas.SourceConfig{Bases: cas.Bases{GitHub: src.GitHub, GitLab: src.GitLab, Hub: src.Hub}}
+	for _, o := range []struct {
+		env string
+		dst *string
+	}{{EnvSourceGitHub, &cfg.Bases.GitHub}, {EnvSourceGitLab, &cfg.Bases.GitLab}, {EnvSourceHub, &cfg.Bases.Hub}} {
+		if v := getenv(o.env); v != "" {
+			*o.dst = v
+		}
+	}
+	if err := cfg.Bases.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: sources: %w", SettingsFile, err)
+	}
+	if src.Timeout != "" {
+		d, err := time.ParseDuration(src.Timeout)
+		if err != nil || d <= 0 {
+			return cfg, fmt.Errorf("%s: sources.timeout %q: write a positive Go duration such as \"2m\"", SettingsFile, src.Timeout)
+		}
+		cfg.Timeout = d
+	}
+	for _, p := range src.ExtraRootCAs {
+		pem, err := os.ReadFile(p)
+		if err != nil {
+			return cfg, fmt.Errorf("%s: sources.extra_root_cas: %w", SettingsFile, err)
+		}
+		cfg.ExtraRootCAs = append(cfg.ExtraRootCAs, pem...)
+	}
+	return cfg, nil
 }
 
 // BrokerSettings configure egress.

@@ -3,35 +3,69 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"aileron.dev/aileron/cas"
+	"aileron.dev/aileron/manifest"
+	"aileron.dev/aileron/supervisor"
 )
 
 func (a *app) actionCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "action", Short: "Install and list actions"}
+	cmd := &cobra.Command{Use: "action", Short: "Install, list and update actions"}
+	var yes, tofu bool
 	add := &cobra.Command{
-		Use:   "add PATH",
-		Short: "Install an action file under its name",
+		Use:   "add PATH | FQN@VERSION",
+		Short: "Install an action and every connector it requires that is missing (one consent each)",
+		Long: `Install an action file (PATH), or the action published in a release
+(FQN@VERSION: action.toml and its signature action.toml.minisig, verified with
+the key pinned for the authority). Each connector it requires that is not
+installed is downloaded, verified against the version and hash the action
+pins, shown, and installed after your consent (--yes for scripts).
+Connectors already installed are only checked against the pins.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return usageError{errors.New("add takes one action file")}
+				return usageError{errors.New("add takes one action file or FQN@VERSION")}
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := a.installer(tofu)
+			if err != nil {
+				return err
+			}
+			defer in.close()
+			data, file, err := a.actionSource(cmd, in, args[0])
+			if err != nil {
+				return err
+			}
 			sup, err := a.supervisor(nil)
 			if err != nil {
 				return err
 			}
 			defer sup.Close()
-			act, err := sup.InstallAction(args[0])
+			in.Store = sup.Store()
+			act, fetched, err := sup.AddAction(cmd.Context(), file, data, supervisor.ActionInstall{
+				Installer: in.Installer,
+				Consent:   func(f *cas.Fetched) error { return a.consent(f, yes) },
+			})
 			if err != nil {
 				return err
+			}
+			for _, f := range fetched {
+				if !f.Installed {
+					fmt.Fprintf(a.stdout, "installed %s\n", f.Ref)
+				}
 			}
 			fmt.Fprintf(a.stdout, "added action %s %s\n", act.Name, act.Version)
 			return nil
 		},
 	}
+	add.Flags().BoolVarP(&yes, "yes", "y", false, "consent without a prompt (scripts); does not trust unknown publishers")
+	add.Flags().BoolVar(&tofu, "trust-on-first-use", false, "pin the key an unknown publisher's source offers (shown), without a prompt")
+
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List installed actions",
@@ -47,6 +81,88 @@ func (a *app) actionCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(add, list)
+	var uyes bool
+	update := &cobra.Command{
+		Use:   "update NAME",
+		Short: "Move an action's connectors to their newest versions; shows the capability diff and asks again for anything new",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{errors.New("update takes one installed action NAME")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := a.installer(false)
+			if err != nil {
+				return err
+			}
+			defer in.close()
+			sup, err := a.supervisor(nil)
+			if err != nil {
+				return err
+			}
+			defer sup.Close()
+			in.Store = sup.Store()
+			plan, err := sup.PlanUpdate(cmd.Context(), args[0], in.Installer)
+			if err != nil {
+				return err
+			}
+			if len(plan.Updates) == 0 {
+				fmt.Fprintf(a.stdout, "action %s: its connectors are up to date\n", args[0])
+				return nil
+			}
+			for _, u := range plan.Updates {
+				fmt.Fprint(a.stderr, u.Diff.String())
+			}
+			if plan.Widens() {
+				fmt.Fprintln(a.stderr, "\nThe update lets the action's connectors do more than before (+ and ~ above).")
+				if err := a.confirm(uyes, "Update action "+args[0]+"?"); err != nil {
+					return err
+				}
+			}
+			if err := sup.ApplyUpdate(plan, in.Installer); err != nil {
+				return err
+			}
+			var moved []string
+			for _, u := range plan.Updates {
+				moved = append(moved, u.Fetched.Ref.String())
+			}
+			fmt.Fprintf(a.stdout, "updated action %s: %s\n", args[0], strings.Join(moved, ", "))
+			return nil
+		},
+	}
+	update.Flags().BoolVarP(&uyes, "yes", "y", false, "consent to widened capabilities without a prompt (scripts)")
+	cmd.AddCommand(add, list, update)
 	return cmd
+}
+
+// actionSource reads the action file named by arg: a path, or FQN@VERSION
+// for a published action, verified; a publisher key the person trusted on
+// first use for it is pinned at once, so the connectors of the same
+// publisher are checked against it.
+func (a *app) actionSource(cmd *cobra.Command, in *installSession, arg string) (data []byte, file string, err error) {
+	if strings.Contains(arg, "://") && !strings.HasPrefix(arg, "file://") {
+		ref, err := manifest.ParseRef(arg)
+		if err != nil {
+			return nil, "", usageError{err}
+		}
+		fa, err := in.FetchAction(cmd.Context(), ref)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := in.PinKey(fa); err != nil {
+			return nil, "", err
+		}
+		return fa.Bytes, fa.Source, nil
+	}
+	path := strings.TrimPrefix(arg, "file://")
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if st.Size() > manifest.MaxFileBytes {
+		return nil, "", fmt.Errorf("%s: over %d bytes", path, manifest.MaxFileBytes)
+	}
+	b, err := os.ReadFile(path)
+	return b, path, err
 }

@@ -73,7 +73,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().StringVar(&a.home, "home", "", "state directory (default $AILERON_HOME or ~/.aileron)")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log what the supervisor, broker and workers do")
-	root.AddCommand(a.runCmd(), a.connectorCmd(), a.actionCmd(), a.vaultCmd(), a.doctorCmd(), a.auditCmd())
+	root.AddCommand(a.runCmd(), a.connectorCmd(), a.actionCmd(), a.vaultCmd(), a.doctorCmd(), a.auditCmd(), a.trustCmd(), a.storeCmd())
 	root.AddCommand(a.mcpCmd())
 	return root
 }
