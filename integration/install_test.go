@@ -503,7 +503,15 @@ func TestInstall_CheckAndUpdate(t *testing.T) {
 	e.ok("", "connector", "rm", m.Ref().String())
 	var rep cas.GCReport
 	require.NoError(t, json.Unmarshal([]byte(e.ok("", "store", "gc", "--json")), &rep))
-	require.Len(t, rep.Removed, 2, "%v", rep.Removed)
+	var blobs []string
+	for _, r := range rep.Removed {
+		// Compiled modules other tests shared into this home (see
+		// shareCompiled) are unreferenced here and go too.
+		if strings.HasPrefix(r, "blobs/") {
+			blobs = append(blobs, r)
+		}
+	}
+	require.Len(t, blobs, 2, "%v", rep.Removed)
 	e.ok("", "run", "list-all")
 	require.Contains(t, e.ok("", "store", "verify"), "store verified")
 }
