@@ -180,6 +180,8 @@ type RunRecord struct {
 	Code       string
 	Message    string
 	DurationMS float64
+	// PeakRSSKiB is each worker's peak resident memory (VmHWM).
+	PeakRSSKiB []int64
 }
 
 // Control is the broker's control RPC, served to the supervisor only.

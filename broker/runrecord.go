@@ -17,6 +17,9 @@ func (s *server) RecordRun(r RunRecord) error {
 	if len(r.Missing) > 0 {
 		fields["missing"] = r.Missing
 	}
+	if len(r.PeakRSSKiB) > 0 {
+		fields["worker_peak_rss_kib"] = r.PeakRSSKiB
+	}
 	return s.audit.Append(audit.Record{
 		Kind: audit.KindRun, Decision: decision, Code: r.Code, Reason: r.Message,
 		Tenant: cfg.Tenant, Action: r.Action, RunID: r.RunID, Via: r.Via,

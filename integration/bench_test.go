@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -31,17 +32,24 @@ type benchSetup struct {
 }
 
 func newBenchSetup(tb testing.TB, iso supervisor.Isolation, pool int) *benchSetup {
+	return newBenchSetupFor(tb, "noop", "noop", "", iso, pool)
+}
+
+// newBenchSetupFor is newBenchSetup for one intent of any packed test
+// connector, with an optional [limits] table for the action.
+func newBenchSetupFor(tb testing.TB, connector, intent, limits string, iso supervisor.Isolation, pool int) *benchSetup {
 	tb.Helper()
 	home := tb.TempDir()
 	store, err := cas.Open(filepath.Join(home, "store"))
 	require.NoError(tb, err)
-	pkg, err := cas.ReadDir(pkgDirs["noop"])
+	pkg, err := cas.ReadDir(pkgDirs[connector])
 	require.NoError(tb, err)
 	_, err = store.Put(pkg)
 	require.NoError(tb, err)
-	m := packages["noop"]
-	src := `[action]
-name = "noop"
+	m := packages[connector]
+	src := limits + `
+[action]
+name = "bench"
 version = "0.1.0"
 [[requires.connectors]]
 name = "` + m.Connector.Name.String() + `"
@@ -51,9 +59,9 @@ capabilities = []
 [[steps]]
 id = "only"
 connector = "` + m.Connector.Name.String() + `"
-intent = "noop"
+intent = "` + intent + `"
 `
-	a, err := manifest.ParseAction("noop.toml", []byte(src))
+	a, err := manifest.ParseAction("bench.toml", []byte(src))
 	require.NoError(tb, err)
 	sup, err := supervisor.New(supervisor.Config{
 		Home:       home,
@@ -69,7 +77,9 @@ intent = "noop"
 	require.NoError(tb, err)
 	// First run: start the broker, compile the module into the cache.
 	_, err = sup.RunPlan(context.Background(), p)
-	require.NoError(tb, err)
+	if limits == "" {
+		require.NoError(tb, err)
+	}
 	return &benchSetup{home: home, sup: sup, plan: p, action: a}
 }
 
@@ -258,6 +268,57 @@ func TestPerformanceReport(t *testing.T) {
 	for _, c := range []int{2, 8} {
 		t.Logf("(d) cold, %d concurrent callers: %.0f invocations/s", c, throughput(t, cold, c, 120))
 	}
+	for _, c := range []int{2, 8} {
+		t.Logf("(d) warm pool of 2, %d concurrent callers: %.0f invocations/s", c, throughput(t, pooled, c, 120))
+	}
+
+	// (e) Peak resident memory of each worker, from the run records.
+	require.NoError(t, cold.sup.Close())
+	var rss []int64
+	for _, rec := range readAudit(t, cold.home) {
+		if rec["kind"] != "run" {
+			continue
+		}
+		if v, ok := rec["fields"].(map[string]any)["worker_peak_rss_kib"].([]any); ok {
+			for _, x := range v {
+				n, _ := x.(json.Number).Int64()
+				rss = append(rss, n)
+			}
+		}
+	}
+	slices.Sort(rss)
+	require.NotEmpty(t, rss)
+	t.Logf("(e) worker peak RSS (VmHWM) over %d workers: median %.1f MiB, max %.1f MiB", len(rss), float64(rss[len(rss)/2])/1024, float64(rss[len(rss)-1])/1024)
+
+	// (f) How far past its deadline a spinning connector runs: in the
+	// worker (epoch interruption) and end to end (the supervisor sees the
+	// failure).
+	const deadline = 200 * time.Millisecond
+	spin := newBenchSetupFor(t, "noop", "spin", "[limits]\ndeadline = \"200ms\"\n", supervisor.Isolation{}, 1)
+	var over []time.Duration
+	for i := 0; i < 10; i++ {
+		spin.sup.WaitPoolReady(context.Background())
+		start := time.Now()
+		_, err := spin.sup.RunPlan(context.Background(), spin.plan)
+		require.ErrorContains(t, err, "deadline exceeded")
+		over = append(over, time.Since(start)-deadline)
+	}
+	slices.Sort(over)
+	t.Logf("(f) spinning connector with a 200 ms deadline: run returned %.1f ms (p50) / %.1f ms (max) after the deadline, including binding a pooled worker", ms(pct(over, .5)), ms(over[len(over)-1]))
+}
+
+func readAudit(tb testing.TB, home string) []map[string]any {
+	b, err := os.ReadFile(filepath.Join(home, "audit.jsonl"))
+	require.NoError(tb, err)
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		dec := json.NewDecoder(bytes.NewReader(line))
+		dec.UseNumber()
+		var r map[string]any
+		require.NoError(tb, dec.Decode(&r))
+		out = append(out, r)
+	}
+	return out
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -218,6 +218,7 @@ func (s *Supervisor) recordRun(b *broker.Client, p *Plan, runID string, workers 
 	}
 	for _, w := range workers {
 		rec.Layers, rec.Missing = w.applied, append(rec.Missing, w.missing...)
+		rec.PeakRSSKiB = append(rec.PeakRSSKiB, w.peakRSSKiB)
 	}
 	if err != nil {
 		rec.Code, rec.Message = "error", err.Error()

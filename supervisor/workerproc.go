@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,12 +41,17 @@ type workerProc struct {
 
 	killOnce sync.Once
 	oom      bool
+	// peakRSSKiB is the process's VmHWM read just before it was killed.
+	peakRSSKiB int64
 }
 
 // kill ends the process at once and cleans up after it. It is safe to call
 // more than once and from any goroutine.
 func (w *workerProc) kill() {
 	w.killOnce.Do(func() {
+		if w.proc != nil {
+			w.peakRSSKiB = peakRSS(w.proc.Pid())
+		}
 		if w.cgroup != nil {
 			_ = w.cgroup.Kill()
 		}
@@ -243,4 +249,19 @@ func (s *Supervisor) invoke(ctx context.Context, w *workerProc, deadline time.Du
 		w.kill()
 		return worker.InvokeReply{}, &worker.Failure{Code: abi.CodeDeadline, Message: fmt.Sprintf("deadline exceeded: the connector did not answer within %s; worker killed", deadline)}
 	}
+}
+
+// peakRSS returns a process's peak resident set (VmHWM) in KiB, 0 if unknown.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
