@@ -180,8 +180,10 @@ type RunRecord struct {
 	Code       string
 	Message    string
 	DurationMS float64
-	// PeakRSSKiB is each worker's peak resident memory (VmHWM).
+	// PeakRSSKiB is each worker's peak resident memory (VmHWM), CPUMS
+	// the CPU time each used, in milliseconds.
 	PeakRSSKiB []int64
+	CPUMS      []float64
 }
 
 // Control is the broker's control RPC, served to the supervisor only.

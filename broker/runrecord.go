@@ -20,6 +20,9 @@ func (s *server) RecordRun(r RunRecord) error {
 	if len(r.PeakRSSKiB) > 0 {
 		fields["worker_peak_rss_kib"] = r.PeakRSSKiB
 	}
+	if len(r.CPUMS) > 0 {
+		fields["worker_cpu_ms"] = r.CPUMS
+	}
 	return s.audit.Append(audit.Record{
 		Kind: audit.KindRun, Decision: decision, Code: r.Code, Reason: r.Message,
 		Tenant: cfg.Tenant, Action: r.Action, RunID: r.RunID, Via: r.Via,

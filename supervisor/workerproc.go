@@ -41,8 +41,10 @@ type workerProc struct {
 
 	killOnce sync.Once
 	oom      bool
-	// peakRSSKiB is the process's VmHWM read just before it was killed.
+	// peakRSSKiB is the process's VmHWM read just before it was killed,
+	// cpu the CPU time it used over its life.
 	peakRSSKiB int64
+	cpu        time.Duration
 }
 
 // kill ends the process at once and cleans up after it. It is safe to call
@@ -68,6 +70,7 @@ func (w *workerProc) kill() {
 			for i := 0; i < 2000 && !w.client.Exited(); i++ {
 				time.Sleep(time.Millisecond)
 			}
+			w.cpu = w.proc.cpuTime()
 		}
 		if w.cgroup != nil {
 			w.oom = w.cgroup.OOMKilled()
