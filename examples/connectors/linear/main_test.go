@@ -94,7 +94,10 @@ func TestLinear_Errors(t *testing.T) {
 		{name: "unknown_team", scopes: []string{"read", "issues:create"},
 			run:  func(c *sdk.Call) error { _, err := createIssue(c, createInput{Team: "NOPE", Title: "x"}); return err },
 			want: `not_found: Linear has no team with key "NOPE"`},
-		{name: "bad_priority", run: func(c *sdk.Call) error { _, err := createIssue(c, createInput{Team: "ENG", Title: "x", Priority: 7}); return err },
+		{name: "bad_priority", run: func(c *sdk.Call) error {
+			_, err := createIssue(c, createInput{Team: "ENG", Title: "x", Priority: 7})
+			return err
+		},
 			want: "invalid_input: priority must be 0 (none) to 4 (low)"},
 		{name: "read_only_key", scopes: []string{"read"},
 			run:  func(c *sdk.Call) error { _, err := createIssue(c, createInput{Team: "ENG", Title: "x"}); return err },
