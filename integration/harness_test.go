@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +45,7 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(tmp)
+		compiledCache = filepath.Join(tmp, "compiled")
 		binDir = os.Getenv("AILERON_TEST_BIN")
 		if binDir == "" {
 			binDir = filepath.Join(tmp, "bin")
@@ -55,6 +57,9 @@ func TestMain(m *testing.M) {
 		for name, src := range map[string]string{
 			"notes":   "examples/connectors/notes",
 			"hostile": "integration/testdata/connectors/hostile",
+			"slack":   "examples/connectors/slack",
+			"linear":  "examples/connectors/linear",
+			"stripe":  "examples/connectors/stripe",
 		} {
 			dir := filepath.Join(tmp, "pkg", name)
 			mf, err := kit.PackConnector(ctx, src, dir)
@@ -80,12 +85,21 @@ const notesKey = "sk-notes-41b7d2e9c0"
 
 func newEnv(t *testing.T, extraConfig string) *env {
 	t.Helper()
+	return newEnvWith(t, extraConfig, nil)
+}
+
+// newEnvWith is newEnv with more fake services, each served behind its
+// host name on port 443.
+func newEnvWith(t *testing.T, extraConfig string, services map[string]http.Handler) *env {
+	t.Helper()
 	home := t.TempDir()
 	ca, err := testca.New()
 	require.NoError(t, err)
 	e := &env{t: t, home: home, notes: notes.New(notesKey), echo: &echoService{}}
 	routes := map[string]string{}
-	for name, h := range map[string]http.Handler{"notes.example.com": e.notes, "echo.example.com": e.echo} {
+	handlers := map[string]http.Handler{"notes.example.com": e.notes, "echo.example.com": e.echo}
+	maps.Copy(handlers, services)
+	for name, h := range handlers {
 		tlsCfg, err := ca.ServerConfig(name)
 		require.NoError(t, err)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

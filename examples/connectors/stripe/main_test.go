@@ -92,7 +92,7 @@ func TestRetriedStepDoesNotChargeTwice(t *testing.T) {
 // response.
 func TestLostResponseRetriedWithSameKey(t *testing.T) {
 	svc, h := newHost()
-	svc.LoseResponses(1)
+	svc.LoseResponses("/v1/payment_intents", 1)
 	out, err := createPaymentIntent(h.Call("run-9/charge", 1), intentInput{Amount: 1000, Currency: "usd"})
 	require.NoError(t, err)
 	require.True(t, out.(intentOutput).Replayed)

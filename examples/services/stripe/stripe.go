@@ -89,7 +89,7 @@ type Service struct {
 	intents   []*PaymentIntent
 	idem      map[string]*saved
 	seen      []Request
-	lose      int
+	lose      map[string]int // path -> responses still to lose
 }
 
 // saved is the result stored for an idempotency key.
@@ -101,7 +101,7 @@ type saved struct {
 
 // New returns an empty account without keys.
 func New() *Service {
-	return &Service{keys: map[string][]string{}, idem: map[string]*saved{}}
+	return &Service{keys: map[string][]string{}, idem: map[string]*saved{}, lose: map[string]int{}}
 }
 
 // AddSecretKey makes key (sk_test_...) valid with every permission.
@@ -120,13 +120,14 @@ func (s *Service) AddRestrictedKey(key string, perms ...string) {
 	s.keys[key] = append([]string{}, perms...)
 }
 
-// LoseResponses makes the next n POST requests that reach an endpoint run
-// to completion (objects created, idempotent result saved) and then lose
-// their response: the connection is reset before it is sent.
-func (s *Service) LoseResponses(n int) {
+// LoseResponses makes the next n POST requests to path (e.g.
+// "/v1/payment_intents") run to completion (objects created, idempotent
+// result saved) and then lose their response: the connection is reset
+// before it is sent, as when a network fails at the worst moment.
+func (s *Service) LoseResponses(path string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.lose = n
+	s.lose[path] = n
 }
 
 // Seen returns the requests received so far.
@@ -255,8 +256,8 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.idem[key] = &saved{method: r.Method, path: r.URL.Path, params: params, status: status, body: b}
 		w.Header().Set("Idempotency-Key", key)
 	}
-	if s.lose > 0 {
-		s.lose--
+	if s.lose[r.URL.Path] > 0 {
+		s.lose[r.URL.Path]--
 		// The work is done and saved, but the client never hears of it.
 		panic(http.ErrAbortHandler)
 	}

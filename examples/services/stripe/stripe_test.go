@@ -157,7 +157,7 @@ func TestIdempotency(t *testing.T) {
 func TestLoseResponses(t *testing.T) {
 	s := New()
 	s.AddSecretKey(sk)
-	s.LoseResponses(1)
+	s.LoseResponses("/v1/payment_intents", 1)
 	require.PanicsWithValue(t, http.ErrAbortHandler, func() {
 		call{method: "POST", path: "/v1/payment_intents", idem: "k", body: "amount=700&currency=usd"}.do(s)
 	})
