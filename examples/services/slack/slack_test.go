@@ -3,8 +3,10 @@ package slack
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -195,4 +197,23 @@ func TestOAuthRefreshRotates(t *testing.T) {
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, r)
 	require.JSONEq(t, `{"ok":false,"error":"bad_client_secret"}`, rec.Body.String())
+}
+
+// FuzzServeHTTP sends arbitrary methods, queries, content types and
+// bodies: the fake must answer, never panic.
+func FuzzServeHTTP(f *testing.F) {
+	f.Add("/api/chat.postMessage", "", "application/json; charset=utf-8", `{"channel":"#general","text":"x","blocks":[{}]}`)
+	f.Add("/api/conversations.list", "limit=2&cursor=dGVhbTpDMDIwMFJBTkRN&types=public_channel,private_channel", "", "")
+	f.Add("/api/oauth.v2.access", "", "application/x-www-form-urlencoded", "grant_type=refresh_token&refresh_token=r&client_id=c")
+	f.Fuzz(func(t *testing.T, path, query, ct, body string) {
+		s := New()
+		s.AddToken(tok, "chat:write", "channels:read")
+		s.AddRefreshToken("r", "c", "secret")
+		for _, method := range []string{"GET", "POST"} {
+			r := &http.Request{Method: method, URL: &url.URL{Path: path, RawQuery: query}, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body))}
+			r.Header.Set("Authorization", "Bearer "+tok)
+			r.Header.Set("Content-Type", ct)
+			s.ServeHTTP(httptest.NewRecorder(), r)
+		}
+	})
 }

@@ -2,8 +2,10 @@ package stripe
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -200,4 +202,23 @@ func TestRestrictedKey(t *testing.T) {
 	w = call{method: "POST", path: "/v1/payment_intents", auth: "Bearer rk_test_51Restricted000000wxyz", body: "amount=100&currency=usd"}.do(s)
 	require.Equal(t, 403, w.Code)
 	require.JSONEq(t, `{"error":{"type":"invalid_request_error","message":"The provided key 'rk_test_******************wxyz' does not have the required permissions for this endpoint on account 'acct_1AileronTest00'. Having the 'rak_payment_intent_write' permission would allow this request to continue."}}`, w.Body.String())
+}
+
+// FuzzServeHTTP sends arbitrary paths, content types and bodies: the fake
+// must answer, never panic.
+func FuzzServeHTTP(f *testing.F) {
+	f.Add("/v1/payment_intents", "application/x-www-form-urlencoded", "k", "amount=2000&currency=usd&metadata[a]=b&payment_method_types[0]=card&confirm=true&payment_method=pm_card_visa")
+	f.Add("/v1/customers", "application/x-www-form-urlencoded", "", "email=a@b.c&expand[]=x&metadata[%zz]=1")
+	f.Add("/v1/customers/cus_1", "", "", "")
+	f.Fuzz(func(t *testing.T, path, ct, key, body string) {
+		s := New()
+		s.AddSecretKey(sk)
+		for _, method := range []string{"GET", "POST"} {
+			r := &http.Request{Method: method, URL: &url.URL{Path: path}, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body))}
+			r.Header.Set("Authorization", "Bearer "+sk)
+			r.Header.Set("Content-Type", ct)
+			r.Header.Set("Idempotency-Key", key)
+			s.ServeHTTP(httptest.NewRecorder(), r)
+		}
+	})
 }
