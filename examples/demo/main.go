@@ -181,14 +181,14 @@ extra_root_cas = [%q]
 	}
 	msgs := slk.Messages()
 	if len(msgs) != 1 {
-		return fmt.Errorf("Slack received %d messages, want 1", len(msgs))
+		return fmt.Errorf("the Slack service received %d messages, want 1", len(msgs))
 	}
 	fmt.Printf("    message posted to %s:\n%s", msgs[0].Channel, indent(indent(msgs[0].Text)))
 	if got := lin.Seen()[0].Header.Get("Authorization"); got != linearKey {
-		return fmt.Errorf("Linear did not receive the API key the broker should have attached")
+		return fmt.Errorf("the Linear service did not receive the API key the broker should have attached")
 	}
 	if got := slk.Seen()[0].Header.Get("Authorization"); got != "Bearer "+slackToken {
-		return fmt.Errorf("Slack did not receive the token the broker should have attached")
+		return fmt.Errorf("the Slack service did not receive the token the broker should have attached")
 	}
 	fmt.Println("\nThe connectors only ever wrote the placeholder {{aileron.credential}}; the broker put each credential there.")
 	return nil

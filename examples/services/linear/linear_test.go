@@ -30,7 +30,6 @@ func gql(query string, vars any) string {
 }
 
 func TestGraphQL_Errors(t *testing.T) {
-	const js = "application/json"
 	tests := []struct {
 		name   string
 		auth   string

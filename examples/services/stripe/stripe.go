@@ -311,9 +311,8 @@ type params struct {
 }
 
 var (
-	listKey   = regexp.MustCompile(`^([a-z_]+)\[(\d*)\]$`)
-	nestedKey = regexp.MustCompile(`^([a-z_]+)\[([a-z_]+)\]$`)
-	metaKey   = regexp.MustCompile(`^metadata\[(.+)\]$`)
+	listKey = regexp.MustCompile(`^([a-z_]+)\[(\d*)\]$`)
+	metaKey = regexp.MustCompile(`^metadata\[(.+)\]$`)
 )
 
 // parseParams splits a form into parameters, refusing any not in allowed
