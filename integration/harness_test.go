@@ -66,6 +66,9 @@ func TestMain(m *testing.M) {
 			"notes":   "examples/connectors/notes",
 			"hostile": "integration/testdata/connectors/hostile",
 			"noop":    "integration/testdata/connectors/noop",
+			"slack":   "examples/connectors/slack",
+			"linear":  "examples/connectors/linear",
+			"stripe":  "examples/connectors/stripe",
 		} {
 			dir := filepath.Join(tmp, "pkg", name)
 			mf, err := kit.PackConnector(ctx, src, dir)

@@ -54,13 +54,22 @@ func (r *Response) Decode(v any) error {
 
 // Client sends HTTP requests through the host's http_send import. Its zero
 // value is ready to use.
-type Client struct{}
+type Client struct {
+	// Send, when set, is called instead of the host import. Unit tests of
+	// a connector set it (see package sdk/sdktest) to run handlers
+	// natively against a fake service; a connector leaves it nil. It
+	// grants nothing: in the worker the host still decides every request.
+	Send func(Request) (*Response, error)
+}
 
 // Do sends req and returns the response. A refused or failed request returns
 // an *abi.Error whose Code says why ("denied", "unavailable", "limit", ...).
 func (c *Client) Do(req Request) (*Response, error) {
 	if req.Method == "" {
 		req.Method = "GET"
+	}
+	if c != nil && c.Send != nil {
+		return c.Send(req)
 	}
 	hr := abi.HTTPRequest{Method: req.Method, URL: req.URL, Body: req.Body}
 	if len(req.Headers) > 0 {

@@ -32,6 +32,13 @@
 // A connector never sees a credential. It writes [abi.CredentialPlaceholder]
 // (or uses [Bearer]) where the credential belongs in a request header; the
 // broker replaces it host-side on requests to declared hosts.
+//
+// # Testing
+//
+// Outside a wasip1 build there is no host, but handlers still run: package
+// sdk/sdktest provides a stand-in host (set as [Client.Send]) that sends
+// requests to a fake service the way the broker would. docs/CONNECTORS.md
+// is the guide.
 package sdk
 
 import (
