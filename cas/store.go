@@ -24,6 +24,8 @@ import (
 	"strings"
 
 	"github.com/gofrs/flock"
+
+	"aileron.dev/aileron/cas/atomicfile"
 )
 
 // Digest is "sha256:" followed by 64 lowercase hex digits.
@@ -165,42 +167,7 @@ func (s *Store) Verify(d Digest) error {
 }
 
 // writeAtomic writes data to path through a temp file in the store's tmp
-// directory: write, fsync, chmod, rename, fsync the directory.
+// directory (see package atomicfile).
 func (s *Store) writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Join(s.root, "tmp"), "w-*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(name, mode); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(path, data, mode, filepath.Join(s.root, "tmp"))
 }

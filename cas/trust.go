@@ -15,6 +15,7 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/pelletier/go-toml/v2"
 
+	"aileron.dev/aileron/cas/atomicfile"
 	"aileron.dev/aileron/manifest"
 )
 
@@ -260,39 +261,5 @@ func (t *Trust) write(ks []TrustedKey) error {
 		b.WriteString("\n")
 		b.Write(enc)
 	}
-	return writeFileAtomic(t.path, b.Bytes(), 0o600)
-}
-
-// writeFileAtomic writes data to path through a temp file in the same
-// directory: write, fsync, rename, fsync the directory.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return atomicfile.WriteFile(t.path, b.Bytes(), 0o600, "")
 }

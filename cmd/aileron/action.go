@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -25,12 +24,7 @@ the key pinned for the authority). Each connector it requires that is not
 installed is downloaded, verified against the version and hash the action
 pins, shown, and installed after your consent (--yes for scripts).
 Connectors already installed are only checked against the pins.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("add takes one action file or FQN@VERSION")}
-			}
-			return nil
-		},
+		Args: exactArgs(1, "add takes one action file or FQN@VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := a.installer(tofu)
 			if err != nil {
@@ -85,12 +79,7 @@ Connectors already installed are only checked against the pins.`,
 	update := &cobra.Command{
 		Use:   "update NAME",
 		Short: "Move an action's connectors to their newest versions; shows the capability diff and asks again for anything new",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("update takes one installed action NAME")}
-			}
-			return nil
-		},
+		Args:  exactArgs(1, "update takes one installed action NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := a.installer(false)
 			if err != nil {

@@ -40,12 +40,7 @@ unsigned unless it carries a signature by a pinned key.
 Without a terminal, pass --yes to consent. A publisher whose key is not
 pinned is refused; at a terminal you are offered its key (trust on first
 use), and scripts must pass --trust-on-first-use.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("install takes one FQN@VERSION or package directory")}
-			}
-			return nil
-		},
+		Args: exactArgs(1, "install takes one FQN@VERSION or package directory"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in, err := a.installer(tofu)
 			if err != nil {
@@ -394,12 +389,7 @@ func (a *app) inspectCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect PATH | FQN[@VERSION]",
 		Short: "Show what a connector may do: a manifest file, a package directory, or an installed connector",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("inspect takes one manifest file, package directory or FQN[@VERSION]")}
-			}
-			return nil
-		},
+		Args:  exactArgs(1, "inspect takes one manifest file, package directory or FQN[@VERSION]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := a.inspectTarget(args[0])
 			if err != nil {
@@ -528,12 +518,7 @@ func (a *app) connectorRmCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rm FQN@VERSION",
 		Short: "Uninstall a connector version (aileron store gc frees its space)",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("rm takes one FQN@VERSION")}
-			}
-			return nil
-		},
+		Args:  exactArgs(1, "rm takes one FQN@VERSION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := manifest.ParseRef(args[0])
 			if err != nil {

@@ -29,12 +29,7 @@ broker attaching credentials, the audit log recording the run as coming
 through MCP. Agents can only call installed actions: installing, granting
 and trusting stay with a person at the CLI. Actions added or removed while
 the server runs reach clients as a tools/list_changed notification.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 0 {
-				return usageError{errors.New("mcp takes no arguments; clients call the installed actions as tools")}
-			}
-			return nil
-		},
+		Args: exactArgs(0, "mcp takes no arguments; clients call the installed actions as tools"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var addr string
 			if cmd.Flags().Changed("http") {

@@ -148,3 +148,14 @@ func (a *app) supervisor(strict *bool) (*supervisor.Supervisor, error) {
 	}
 	return supervisor.New(cfg)
 }
+
+// exactArgs accepts exactly n positional arguments and otherwise fails as
+// a usage error with msg, which says what the command takes.
+func exactArgs(n int, msg string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{errors.New(msg)}
+		}
+		return nil
+	}
+}

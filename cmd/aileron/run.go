@@ -21,12 +21,7 @@ func (a *app) runCmd() *cobra.Command {
 worker process; the broker attaches credentials and is the only process with
 network access. Exit status: 0 ok, 1 the action failed, 2 bad arguments,
 130 cancelled.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("run takes exactly one ACTION (a name or a path to an action file)")}
-			}
-			return nil
-		},
+		Args: exactArgs(1, "run takes exactly one ACTION (a name or a path to an action file)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			given, err := parseInputs(inputs)
 			if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -22,12 +21,7 @@ func (a *app) trustCmd() *cobra.Command {
   aileron trust add github://aileron RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3
 Packages of that authority then install only if signed by this key. An
 authority has one key: to replace it, run aileron trust rm first.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 2 {
-				return usageError{errors.New("trust add takes an AUTHORITY (e.g. github://org) and a KEY (a minisign public key or a minisign.pub file)")}
-			}
-			return nil
-		},
+		Args: exactArgs(2, "trust add takes an AUTHORITY (e.g. github://org) and a KEY (a minisign public key or a minisign.pub file)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			authority, err := cas.ParseAuthority(args[0])
 			if err != nil {
@@ -87,12 +81,7 @@ authority has one key: to replace it, run aileron trust rm first.`,
 	rm := &cobra.Command{
 		Use:   "rm AUTHORITY",
 		Short: "Unpin an authority's key (installed packages stay installed)",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("trust rm takes one AUTHORITY")}
-			}
-			return nil
-		},
+		Args:  exactArgs(1, "trust rm takes one AUTHORITY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			authority, err := cas.ParseAuthority(args[0])
 			if err != nil {

@@ -31,12 +31,7 @@ The secret is read from the terminal without echo, or from stdin:
   basic                 the password (--username gives the user)
   oauth2                JSON: {"access_token", "refresh_token", "expiry",
                         "token_url", "client_id", "client_secret"}`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("vault set takes one NAME; the secret comes from stdin, never from arguments")}
-			}
-			return nil
-		},
+		Args: exactArgs(1, "vault set takes one NAME; the secret comes from stdin, never from arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(connectors) == 0 {
 				return usageError{errors.New("bind the credential with --connector FQN (repeatable): a connector only gets a credential bound to it")}
@@ -104,12 +99,7 @@ The secret is read from the terminal without echo, or from stdin:
 	rm := &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Remove a credential",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{errors.New("vault rm takes one NAME")}
-			}
-			return nil
-		},
+		Args:  exactArgs(1, "vault rm takes one NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sup, err := a.supervisor(nil)
 			if err != nil {

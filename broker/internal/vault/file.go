@@ -15,6 +15,8 @@ import (
 
 	"filippo.io/age"
 	"github.com/gofrs/flock"
+
+	"aileron.dev/aileron/cas/atomicfile"
 )
 
 // defaultTenant is the directory of the single-user tenant "".
@@ -333,7 +335,7 @@ func (b *FileBackend) write(p string, r Record) error {
 		return err
 	}
 	clear(plain)
-	return writeAtomic(p, buf.Bytes())
+	return atomicfile.WriteFile(p, buf.Bytes(), 0o600, "")
 }
 
 // Delete implements Backend.
@@ -348,42 +350,6 @@ func (b *FileBackend) Delete(_ context.Context, tenant, name string) error {
 		} else if err != nil {
 			return err
 		}
-		return syncDir(filepath.Dir(p))
+		return atomicfile.SyncDir(filepath.Dir(p))
 	})
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
