@@ -109,9 +109,10 @@ with = %s
 type runResult struct {
 	RunID string `json:"run_id"`
 	Steps []struct {
-		ID     string          `json:"id"`
-		Output json.RawMessage `json:"output"`
-		Log    string          `json:"log"`
+		ID       string          `json:"id"`
+		Output   json.RawMessage `json:"output"`
+		Log      string          `json:"log"`
+		Attempts int             `json:"attempts"`
 	} `json:"steps"`
 	Output    json.RawMessage `json:"output"`
 	Isolation []string        `json:"isolation"`
@@ -347,6 +348,31 @@ func TestExample_StripeRetryReusesIdempotencyKey(t *testing.T) {
 	require.Len(t, pis, 2)
 	require.Equal(t, "unavailable", pis[0]["code"])
 	require.EqualValues(t, 200, pis[1]["status"])
+}
+
+// TestExample_StripeRetriedStep: the connector gives up after three lost
+// responses; the supervisor runs the step again (attempt 2, same invocation
+// id), the connector sends the same Idempotency-Key, and Stripe replays the
+// one PaymentIntent it created.
+func TestExample_StripeRetriedStep(t *testing.T) {
+	x := newExampleEnv(t, "")
+	m := x.install("stripe", stripeKey)
+	x.addExample("charge-customer", m)
+	x.stripe.LoseResponses("/v1/payment_intents", 4)
+	res := x.run("charge-customer", "--input", "email=grace@example.com", "--input", "amount=1200")
+
+	require.Len(t, res.Steps, 2)
+	require.Equal(t, 1, res.Steps[0].Attempts)
+	require.Equal(t, 2, res.Steps[1].Attempts, "the charge step was not retried by the supervisor")
+	require.Len(t, x.stripe.PaymentIntents(), 1, "charged twice")
+	key := "aileron/" + res.RunID + "/charge/create_payment_intent"
+	var posts []string
+	for _, r := range x.stripe.Seen() {
+		if r.Path == "/v1/payment_intents" {
+			posts = append(posts, r.Header.Get("Idempotency-Key"))
+		}
+	}
+	require.Equal(t, []string{key, key, key, key, key}, posts, "every try of both attempts must reuse the key")
 }
 
 // Slack rate-limits the first two calls with Retry-After: 1; the connector

@@ -113,6 +113,11 @@ type Step struct {
 	Connector FQN `json:"connector"`
 	// Intent is one of the connector's provided intents.
 	Intent string `json:"intent"`
+	// Retries is how many times the runtime may run the step again, with
+	// the same invocation id and the next attempt number, after a transient
+	// failure (0 to 5; default 0). Connectors derive idempotency keys from
+	// the id, so a retried step does not repeat a side effect.
+	Retries int `json:"retries,omitempty"`
 	// With is the intent's input before template substitution ([Render]).
 	// Values are strings, int64, float64, bools, []any and
 	// map[string]any. Nil when empty.
@@ -378,9 +383,10 @@ func (d *decoder) requirement(t tbl) (r Requirement, nameOK, ok bool) {
 func stepIDProblem(s string) string { return nameProblem(s, "_-") }
 
 func (d *decoder) step(t tbl, required map[FQN]bool, inputs, earlier, all map[string]bool) (Step, bool) {
-	d.fields(t, "id", "connector", "intent", "with")
+	d.fields(t, "id", "connector", "intent", "with", "retries")
 	n := len(d.errs)
 	var s Step
+	s.Retries = int(d.intIn(t, "retries", 0, maxRetries))
 	if id, ok := d.reqStr(t, "id", `e.g. "post"`); ok {
 		switch msg := stepIDProblem(id); {
 		case msg != "":
@@ -581,6 +587,9 @@ func (a *Action) Encode() []byte {
 		w.kv("id", quote(s.ID))
 		w.kv("connector", quote(s.Connector.String()))
 		w.kv("intent", quote(s.Intent))
+		if s.Retries > 0 {
+			w.kv("retries", strconv.Itoa(s.Retries))
+		}
 		if len(s.With) > 0 {
 			w.kv("with", encodeValue(s.With))
 		}

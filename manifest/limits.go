@@ -43,8 +43,14 @@ func (d *decoder) limits(t tbl) Limits {
 	return l
 }
 
+// maxRetries bounds a step's retries.
+const maxRetries = 5
+
 // boundedInt reads an optional integer in 1..max.
-func (d *decoder) boundedInt(t tbl, key string, max int64) int64 {
+func (d *decoder) boundedInt(t tbl, key string, max int64) int64 { return d.intIn(t, key, 1, max) }
+
+// intIn reads an optional integer in lo..hi; absent is 0.
+func (d *decoder) intIn(t tbl, key string, lo, hi int64) int64 {
 	v, present := t.m[key]
 	if !present {
 		return 0
@@ -54,8 +60,8 @@ func (d *decoder) boundedInt(t tbl, key string, max int64) int64 {
 		d.failVal(joinPath(t.path, key), ErrType, "must be an integer, not %s", typeName(v))
 		return 0
 	}
-	if n < 1 || n > max {
-		d.failVal(joinPath(t.path, key), ErrInvalid, "%d is out of range; use 1 to %d", n, max)
+	if n < lo || n > hi {
+		d.failVal(joinPath(t.path, key), ErrInvalid, "%d is out of range; use %d to %d", n, lo, hi)
 		return 0
 	}
 	return n

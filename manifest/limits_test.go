@@ -48,3 +48,16 @@ func TestActionLimits_Errors(t *testing.T) {
 		})
 	}
 }
+
+func TestStepRetries(t *testing.T) {
+	src := strings.Replace(limitsAction, "%s", "", 1) + "retries = 2\n"
+	a, err := ParseAction("a.toml", []byte(src))
+	require.NoError(t, err)
+	require.Equal(t, 2, a.Steps[0].Retries)
+	back, err := ParseAction("a.toml", a.Encode())
+	require.NoError(t, err)
+	require.Equal(t, 2, back.Steps[0].Retries)
+
+	_, err = ParseAction("a.toml", []byte(strings.Replace(limitsAction, "%s", "", 1)+"retries = 9\n"))
+	require.EqualError(t, err, "a.toml:15:11: steps[0].retries: 9 is out of range; use 0 to 5")
+}

@@ -33,6 +33,8 @@ type StepResult struct {
 	Intent     string          `json:"intent"`
 	Output     json.RawMessage `json:"output,omitempty"`
 	DurationMS float64         `json:"duration_ms"`
+	// Attempts is how many times the step ran (more than 1 after retries).
+	Attempts int `json:"attempts"`
 	// Log is the connector's captured stderr.
 	Log string `json:"log,omitempty"`
 }
@@ -150,62 +152,104 @@ func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (_ *RunResult, err er
 		if p.OnStep != nil {
 			p.OnStep(st.ID, i, len(p.Action.Steps))
 		}
-		g := p.Grants[i]
-		fqn := st.Connector.String()
-		stepErr := func(code, msg string, log []byte) error {
-			return &StepError{Step: st.ID, Connector: fqn, Intent: st.Intent, Code: code, Message: msg, Log: string(log)}
+		sr, err := s.runStep(ctx, b, p, runID, i, workers, outputs, deadline)
+		if err != nil {
+			return nil, err
 		}
+		if w := workers[sr.Connector]; w != nil {
+			res.Isolation = w.applied
+		}
+		outputs[st.ID] = sr.Output
+		res.Steps = append(res.Steps, sr)
+		res.Output = sr.Output
+	}
+	return res, nil
+}
+
+// retryableCodes are the failures after which a step with retries is run
+// again: the connector could not reach its service, was rate limited, or
+// its worker died. A connector that overran its deadline is not retried.
+var retryableCodes = map[string]bool{
+	"unavailable":      true,
+	"ratelimited":      true,
+	abi.CodeWorkerDied: true,
+}
+
+// runStep runs step i, and runs it again (same invocation id, next attempt
+// number, a fresh worker if the old one died) after a transient failure,
+// up to the step's retries.
+func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, runID string, i int, workers map[string]*workerProc, outputs map[string]json.RawMessage, deadline time.Duration) (StepResult, error) {
+	st := p.Action.Steps[i]
+	g := p.Grants[i]
+	fqn := st.Connector.String()
+	stepErr := func(code, msg string, log []byte) error {
+		return &StepError{Step: st.ID, Connector: fqn, Intent: st.Intent, Code: code, Message: msg, Log: string(log)}
+	}
+	input, err := manifest.Render(st.With, p.Inputs, outputs)
+	if err != nil {
+		return StepResult{}, stepErr("bad_input", err.Error(), nil)
+	}
+	inb, err := json.Marshal(input)
+	if err != nil {
+		return StepResult{}, stepErr("bad_input", err.Error(), nil)
+	}
+	for attempt := 1; ; attempt++ {
 		w := workers[fqn]
 		if w == nil {
 			w, err = s.bindWorker(ctx, b, p, runID, i)
 			if err != nil {
 				var f *worker.Failure
 				if errors.As(err, &f) {
-					return nil, stepErr(f.Code, f.Message, nil)
+					return StepResult{}, stepErr(f.Code, f.Message, nil)
 				}
-				return nil, err
+				return StepResult{}, err
 			}
 			workers[fqn] = w
-			res.Isolation = w.applied
 		}
-		input, err := manifest.Render(st.With, p.Inputs, outputs)
+		inv, err := json.Marshal(abi.Invocation{ABI: abi.Version, ID: runID + "/" + st.ID, Attempt: attempt, Intent: st.Intent, Input: inb})
 		if err != nil {
-			return nil, stepErr("bad_input", err.Error(), nil)
-		}
-		inb, err := json.Marshal(input)
-		if err != nil {
-			return nil, stepErr("bad_input", err.Error(), nil)
-		}
-		inv, err := json.Marshal(abi.Invocation{ABI: abi.Version, ID: runID + "/" + st.ID, Attempt: 1, Intent: st.Intent, Input: inb})
-		if err != nil {
-			return nil, err
+			return StepResult{}, err
 		}
 		if err := b.Step(broker.StepArgs{ChannelID: w.channelID, Step: broker.Step{
 			StepID: st.ID, Intent: st.Intent, Scopes: g.Scopes, DeadlineMS: deadline.Milliseconds(), Via: s.cfg.Via,
 		}}); err != nil {
-			return nil, stepErr("denied", err.Error(), nil)
+			return StepResult{}, stepErr("denied", err.Error(), nil)
 		}
 		start := time.Now()
 		reply, fail := s.invoke(ctx, w, deadline, inv)
-		if fail != nil {
-			if fail.Code == abi.CodeCancelled {
-				return nil, ErrCancelled
+		var code, msg string
+		switch {
+		case fail != nil && fail.Code == abi.CodeCancelled:
+			return StepResult{}, ErrCancelled
+		case fail != nil:
+			code, msg = fail.Code, fail.Message
+		default:
+			var r abi.Result
+			if err := json.Unmarshal(reply.Result, &r); err != nil {
+				return StepResult{}, stepErr(abi.CodeBadResult, err.Error(), reply.Stderr)
 			}
-			return nil, stepErr(fail.Code, fail.Message, reply.Stderr)
+			if r.OK {
+				return StepResult{ID: st.ID, Connector: fqn, Intent: st.Intent, Output: r.Output, Attempts: attempt,
+					DurationMS: float64(time.Since(start).Microseconds()) / 1000, Log: string(reply.Stderr)}, nil
+			}
+			code, msg = r.Error.Code, r.Error.Message
 		}
-		var r abi.Result
-		if err := json.Unmarshal(reply.Result, &r); err != nil {
-			return nil, stepErr(abi.CodeBadResult, err.Error(), reply.Stderr)
+		if attempt > st.Retries || !retryableCodes[code] {
+			return StepResult{}, stepErr(code, msg, reply.Stderr)
 		}
-		if !r.OK {
-			return nil, stepErr(r.Error.Code, r.Error.Message, reply.Stderr)
+		if code == abi.CodeWorkerDied {
+			// A fresh worker for the next attempt; this one is gone.
+			_, _ = b.Close(w.channelID)
+			w.kill()
+			delete(workers, fqn)
 		}
-		outputs[st.ID] = r.Output
-		res.Steps = append(res.Steps, StepResult{ID: st.ID, Connector: fqn, Intent: st.Intent, Output: r.Output,
-			DurationMS: float64(time.Since(start).Microseconds()) / 1000, Log: string(reply.Stderr)})
-		res.Output = r.Output
+		s.log.Warn("retrying step after a transient failure", "step", st.ID, "connector", fqn, "attempt", attempt+1, "code", code, "reason", msg)
+		select {
+		case <-ctx.Done():
+			return StepResult{}, ctxErr(ctx)
+		case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+		}
 	}
-	return res, nil
 }
 
 // recordRun appends the run's audit record: outcome, isolation mode and the

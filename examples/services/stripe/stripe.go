@@ -123,7 +123,8 @@ func (s *Service) AddRestrictedKey(key string, perms ...string) {
 // LoseResponses makes the next n POST requests to path (e.g.
 // "/v1/payment_intents") run to completion (objects created, idempotent
 // result saved) and then lose their response: the connection is reset
-// before it is sent, as when a network fails at the worst moment.
+// before it is sent, as when a network fails at the worst moment. Replayed
+// responses are lost the same way.
 func (s *Service) LoseResponses(path string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -235,6 +236,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, &apiError{status: http.StatusBadRequest, Type: "idempotency_error",
 				Message: fmt.Sprintf("Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '%s' if you meant to execute a different request.", key)})
 		default:
+			if s.lose[r.URL.Path] > 0 {
+				s.lose[r.URL.Path]-- // a replay's response can be lost too
+				panic(http.ErrAbortHandler)
+			}
 			w.Header().Set("Idempotency-Key", key)
 			w.Header().Set("Idempotent-Replayed", "true")
 			w.Header().Set("Content-Type", "application/json")
