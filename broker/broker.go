@@ -119,6 +119,9 @@ type OpenArgs struct {
 	// ChannelID matches the bytes sent with the descriptor.
 	ChannelID string
 	Grant     Grant
+	// Step, if set, is the channel's first active step, saving a Step
+	// call (see Control.Step).
+	Step *Step
 }
 
 // StepArgs sets the active step of a channel.

@@ -189,6 +189,13 @@ func (s *server) Open(args OpenArgs) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := &channelState{id: id, grant: args.Grant, rules: rules, conn: conn, done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	if args.Step != nil {
+		if err := ch.setStep(*args.Step); err != nil {
+			cancel()
+			conn.Close()
+			return err
+		}
+	}
 	if args.Grant.CredentialKind != "" {
 		rec, err := s.vault.ForConnector(ctx, cfg.Tenant, args.Grant.Connector)
 		if err != nil {
@@ -238,15 +245,20 @@ func (s *server) Step(args StepArgs) error {
 	if err != nil {
 		return err
 	}
-	for _, sc := range args.Step.Scopes {
+	return ch.setStep(args.Step)
+}
+
+// setStep makes st the channel's active step.
+func (ch *channelState) setStep(st Step) error {
+	for _, sc := range st.Scopes {
 		// Security: the supervisor checked this already; the broker checks
 		// again so a supervisor bug cannot widen a grant.
 		if !slices.Contains(ch.grant.Scopes, sc) {
-			return fmt.Errorf("step %s: intent %s needs scope %q, which the action did not grant to %s", args.Step.StepID, args.Step.Intent, sc, ch.grant.Connector)
+			return fmt.Errorf("step %s: intent %s needs scope %q, which the action did not grant to %s", st.StepID, st.Intent, sc, ch.grant.Connector)
 		}
 	}
 	ch.mu.Lock()
-	ch.step = &args.Step
+	ch.step = &st
 	ch.stepRequests = 0
 	ch.mu.Unlock()
 	return nil

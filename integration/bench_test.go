@@ -246,11 +246,21 @@ func TestPerformanceReport(t *testing.T) {
 	var rows []row
 	// Interleave the measured paths so machine noise hits them alike.
 	var dFloor, dCold, dBare, dPool []time.Duration
+	// Each measurement starts from rest: the previous run's workers torn
+	// down, the pool full. Throughput below measures the loaded case.
+	settle := func() {
+		for _, s := range []*benchSetup{cold, bare, pooled} {
+			s.sup.WaitPoolReady(context.Background())
+		}
+	}
 	for i := 0; i < n; i++ {
+		settle()
 		dFloor = append(dFloor, latencies(t, 1, floor)...)
+		settle()
 		dCold = append(dCold, latencies(t, 1, cold.run)...)
+		settle()
 		dBare = append(dBare, latencies(t, 1, bare.run)...)
-		pooled.sup.WaitPoolReady(context.Background())
+		settle()
 		dPool = append(dPool, latencies(t, 1, pooled.run)...)
 	}
 	for _, d := range [][]time.Duration{dFloor, dCold, dBare, dPool} {
@@ -272,23 +282,14 @@ func TestPerformanceReport(t *testing.T) {
 		t.Logf("(d) warm pool of 2, %d concurrent callers: %.0f invocations/s", c, throughput(t, pooled, c, 120))
 	}
 
-	// (e) Peak resident memory of each worker, from the run records.
+	// (e) Peak resident memory and CPU time of each worker, from the run
+	// records.
 	require.NoError(t, cold.sup.Close())
-	var rss []int64
-	for _, rec := range readAudit(t, cold.home) {
-		if rec["kind"] != "run" {
-			continue
-		}
-		if v, ok := rec["fields"].(map[string]any)["worker_peak_rss_kib"].([]any); ok {
-			for _, x := range v {
-				n, _ := x.(json.Number).Int64()
-				rss = append(rss, n)
-			}
-		}
-	}
-	slices.Sort(rss)
-	require.NotEmpty(t, rss)
-	t.Logf("(e) worker peak RSS (VmHWM) over %d workers: median %.1f MiB, max %.1f MiB", len(rss), float64(rss[len(rss)/2])/1024, float64(rss[len(rss)-1])/1024)
+	require.NoError(t, bare.sup.Close())
+	rss, cpuFull := workerStats(t, cold.home)
+	_, cpuBare := workerStats(t, bare.home)
+	t.Logf("(e) worker peak RSS (VmHWM) over %d workers: median %.1f MiB, max %.1f MiB", len(rss), rss[len(rss)/2]/1024, rss[len(rss)-1]/1024)
+	t.Logf("    worker CPU time (user+sys) per run: median %.1f ms with full isolation, %.1f ms without", cpuFull[len(cpuFull)/2], cpuBare[len(cpuBare)/2])
 
 	// (f) How far past its deadline a spinning connector runs: in the
 	// worker (epoch interruption) and end to end (the supervisor sees the
@@ -305,6 +306,30 @@ func TestPerformanceReport(t *testing.T) {
 	}
 	slices.Sort(over)
 	t.Logf("(f) spinning connector with a 200 ms deadline: run returned %.1f ms (p50) / %.1f ms (max) after the deadline, including binding a pooled worker", ms(pct(over, .5)), ms(over[len(over)-1]))
+}
+
+// workerStats returns the sorted peak RSS (KiB) and CPU time (ms) of every
+// worker in a home's run records.
+func workerStats(tb testing.TB, home string) (rss, cpu []float64) {
+	for _, rec := range readAudit(tb, home) {
+		if rec["kind"] != "run" {
+			continue
+		}
+		f := rec["fields"].(map[string]any)
+		for key, out := range map[string]*[]float64{"worker_peak_rss_kib": &rss, "worker_cpu_ms": &cpu} {
+			if v, ok := f[key].([]any); ok {
+				for _, x := range v {
+					n, _ := x.(json.Number).Float64()
+					*out = append(*out, n)
+				}
+			}
+		}
+	}
+	slices.Sort(rss)
+	slices.Sort(cpu)
+	require.NotEmpty(tb, rss)
+	require.NotEmpty(tb, cpu)
+	return rss, cpu
 }
 
 func readAudit(tb testing.TB, home string) []map[string]any {

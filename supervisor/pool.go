@@ -70,7 +70,7 @@ func (p *pool) refill() {
 
 func (p *pool) spawnOne() {
 	defer p.wg.Done()
-	w, err := p.s.spawnWorker(context.Background(), "the warm pool")
+	w, err := p.s.spawnWorker(context.Background(), "the warm pool", true)
 	p.mu.Lock()
 	p.starting--
 	switch {
@@ -131,7 +131,11 @@ func (p *pool) close() {
 	p.wg.Wait()
 }
 
-// WaitPoolReady blocks until the warm pool holds its configured number of
-// ready workers (or ctx ends). Benchmarks use it to measure a request that
-// finds a ready worker; a server has no need to call it.
-func (s *Supervisor) WaitPoolReady(ctx context.Context) { s.pool.waitReady(ctx) }
+// WaitPoolReady blocks until finished runs' workers are torn down and the
+// warm pool holds its configured number of ready workers (or ctx ends).
+// Benchmarks use it to measure a request that finds the supervisor at
+// rest; a server has no need to call it. It must not race with new runs.
+func (s *Supervisor) WaitPoolReady(ctx context.Context) {
+	s.teardown.Wait()
+	s.pool.waitReady(ctx)
+}

@@ -193,10 +193,12 @@ func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, run
 	if err != nil {
 		return StepResult{}, stepErr("bad_input", err.Error(), nil)
 	}
+	step := broker.Step{StepID: st.ID, Intent: st.Intent, Scopes: g.Scopes, DeadlineMS: deadline.Milliseconds(), Via: s.cfg.Via}
 	for attempt := 1; ; attempt++ {
 		w := workers[fqn]
-		if w == nil {
-			w, err = s.bindWorker(ctx, b, p, runID, i)
+		bound := w == nil
+		if bound {
+			w, err = s.bindWorker(ctx, b, p, runID, i, step)
 			if err != nil {
 				var f *worker.Failure
 				if errors.As(err, &f) {
@@ -210,10 +212,11 @@ func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, run
 		if err != nil {
 			return StepResult{}, err
 		}
-		if err := b.Step(broker.StepArgs{ChannelID: w.channelID, Step: broker.Step{
-			StepID: st.ID, Intent: st.Intent, Scopes: g.Scopes, DeadlineMS: deadline.Milliseconds(), Via: s.cfg.Via,
-		}}); err != nil {
-			return StepResult{}, stepErr("denied", err.Error(), nil)
+		// A worker bound just now got the step with its grant.
+		if !bound {
+			if err := b.Step(broker.StepArgs{ChannelID: w.channelID, Step: step}); err != nil {
+				return StepResult{}, stepErr("denied", err.Error(), nil)
+			}
 		}
 		start := time.Now()
 		reply, fail := s.invoke(ctx, w, deadline, inv)
@@ -282,7 +285,7 @@ func (s *Supervisor) recordRun(b *broker.Client, p *Plan, runID string, workers 
 }
 
 // bindWorker starts the worker for step i's connector and loads its module.
-func (s *Supervisor) bindWorker(ctx context.Context, b *broker.Client, p *Plan, runID string, i int) (*workerProc, error) {
+func (s *Supervisor) bindWorker(ctx context.Context, b *broker.Client, p *Plan, runID string, i int, first broker.Step) (*workerProc, error) {
 	st := p.Action.Steps[i]
 	fqn := st.Connector.String()
 	inst := p.Connectors[fqn]
@@ -290,7 +293,7 @@ func (s *Supervisor) bindWorker(ctx context.Context, b *broker.Client, p *Plan, 
 	g := p.Grants[i]
 	bg := broker.Grant{RunID: runID, Action: p.Action.Name, Connector: fqn, Version: g.Version, Hash: g.Hash,
 		Hosts: g.Hosts, CredentialKind: string(g.CredentialKind), Scopes: req.Capabilities}
-	w, err := s.startWorker(ctx, b, bg)
+	w, err := s.acquireWorker(ctx, fqn)
 	if err != nil {
 		return nil, err
 	}
@@ -303,10 +306,17 @@ func (s *Supervisor) bindWorker(ctx context.Context, b *broker.Client, p *Plan, 
 	if err != nil {
 		return fail(fmt.Errorf("compile %s: %w", fqn, err))
 	}
+	// Binding the broker channel and loading the module are independent
+	// round trips to two processes: do them at the same time.
+	opened := make(chan error, 1)
+	go func() { opened <- s.bindChannel(b, w, bg, first) }()
 	lim := s.limitsFor(p.Action)
-	reply, err := w.rpc.Load(worker.LoadArgs{Connector: fqn, ArtifactName: filepath.Base(art), ConfigID: w.configID, Capabilities: g.Imports, Limits: lim})
-	if err != nil {
-		return fail(fmt.Errorf("load %s: %w", fqn, err))
+	reply, loadErr := w.rpc.Load(worker.LoadArgs{Connector: fqn, ArtifactName: filepath.Base(art), ConfigID: w.configID, Capabilities: g.Imports, Limits: lim})
+	if err := <-opened; err != nil {
+		return fail(err)
+	}
+	if loadErr != nil {
+		return fail(fmt.Errorf("load %s: %w", fqn, loadErr))
 	}
 	if reply.Failure != nil {
 		return fail(reply.Failure)

@@ -254,7 +254,7 @@ func (s *Supervisor) Broker() (*broker.Client, error) {
 // openChannel hands brokerEnd to the broker and binds it to g. Sending the
 // descriptor and the Open call are one critical section, so the broker pairs
 // each descriptor with the right grant.
-func (s *Supervisor) openChannel(b *broker.Client, id string, brokerEnd *os.File, g broker.Grant) error {
+func (s *Supervisor) openChannel(b *broker.Client, id string, brokerEnd *os.File, g broker.Grant, first *broker.Step) error {
 	s.mu.Lock()
 	pass := s.pass
 	s.mu.Unlock()
@@ -264,7 +264,7 @@ func (s *Supervisor) openChannel(b *broker.Client, id string, brokerEnd *os.File
 		return fmt.Errorf("pass channel to broker: %w", err)
 	}
 	brokerEnd.Close()
-	return b.Open(broker.OpenArgs{ChannelID: id, Grant: g})
+	return b.Open(broker.OpenArgs{ChannelID: id, Grant: g, Step: first})
 }
 
 // dispense starts a go-plugin client and returns its typed RPC client.

@@ -92,10 +92,9 @@ func (w *workerProc) oomKilled() bool {
 	return w.oom
 }
 
-// startWorker returns a sandboxed worker whose broker channel is bound to
-// g: one from the warm pool if there is one ready, else a fresh one. The
-// worker is not bound to a module yet.
-func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker.Grant) (*workerProc, error) {
+// acquireWorker returns a sandboxed worker bound to nothing yet: one from
+// the warm pool if there is one ready (or about to be), else a fresh one.
+func (s *Supervisor) acquireWorker(ctx context.Context, label string) (*workerProc, error) {
 	src := s
 	if s.cfg.WorkerSource != nil {
 		src = s.cfg.WorkerSource
@@ -103,7 +102,7 @@ func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker
 	w := src.pool.take(ctx)
 	if w == nil {
 		var err error
-		if w, err = src.spawnWorker(ctx, g.Connector); err != nil {
+		if w, err = src.spawnWorker(ctx, label, false); err != nil {
 			return nil, err
 		}
 	}
@@ -111,20 +110,26 @@ func (s *Supervisor) startWorker(ctx context.Context, b *broker.Client, g broker
 		w.kill()
 		return nil, ctxErr(ctx)
 	}
-	brokerEnd := w.brokerEnd
-	w.brokerEnd = nil
-	if err := s.openChannel(b, w.channelID, brokerEnd, g); err != nil {
-		w.kill()
-		return nil, fmt.Errorf("open broker channel for %s: %w", g.Connector, err)
-	}
 	return w, nil
 }
 
+// bindChannel hands the broker end of w's channel to the broker together
+// with grant g and the first step; from then on the broker answers w's
+// requests under g.
+func (s *Supervisor) bindChannel(b *broker.Client, w *workerProc, g broker.Grant, first broker.Step) error {
+	brokerEnd := w.brokerEnd
+	w.brokerEnd = nil
+	if err := s.openChannel(b, w.channelID, brokerEnd, g, &first); err != nil {
+		return fmt.Errorf("open broker channel for %s: %w", g.Connector, err)
+	}
+	return nil
+}
+
 // spawnWorker starts a worker process, places it in its cgroup and has it
-// lock itself down. It is bound to nothing: its broker channel exists but
+// lock itself down (and, for the pool, warm up its engine). It is bound to nothing: its broker channel exists but
 // the broker's end stays here until a grant is bound to it, and it has no
 // module. label names what it is for in logs and errors.
-func (s *Supervisor) spawnWorker(ctx context.Context, label string) (_ *workerProc, err error) {
+func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (_ *workerProc, err error) {
 	bin, err := s.workerBin()
 	if err != nil {
 		return nil, err
@@ -197,7 +202,9 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string) (_ *workerPr
 		w.kill()
 		return nil, ctxErr(ctx)
 	}
-	reply, err := w.rpc.Sandbox(s.sandboxArgs())
+	args := s.sandboxArgs()
+	args.Warm = warm
+	reply, err := w.rpc.Sandbox(args)
 	if err != nil {
 		w.kill()
 		if s.cfg.Isolation.Strict {

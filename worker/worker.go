@@ -68,6 +68,10 @@ type SandboxArgs struct {
 	// isolation.unsafe_disable); the reply then lists it as missing.
 	DisableLandlock bool
 	DisableSeccomp  bool
+	// Warm asks the worker, once locked down, to create its engine and
+	// run a tiny built-in module, so a pooled worker's first real
+	// invocation does not pay for wasmtime's cold code paths.
+	Warm bool
 }
 
 // SandboxReply reports what was applied.

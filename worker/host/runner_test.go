@@ -187,3 +187,7 @@ func TestNewRunner_ImportedMemoryIsNeverGranted(t *testing.T) {
 	require.ErrorAs(t, err, &f)
 	require.Equal(t, abi.CodeUndeclaredImport, f.Code)
 }
+
+func TestWarm(t *testing.T) {
+	require.NoError(t, Warm(testEngine(), t.TempDir()))
+}

@@ -126,6 +126,11 @@ func (s *Server) Sandbox(a worker.SandboxArgs) (worker.SandboxReply, error) {
 		return reply, err
 	}
 	s.sandboxed = true
+	if a.Warm {
+		if err := host.Warm(s.engineLocked(), s.scratch); err != nil {
+			s.log.Warn("warm-up failed", "error", err)
+		}
+	}
 	return reply, nil
 }
 
