@@ -183,10 +183,12 @@ type RunRecord struct {
 	Code       string
 	Message    string
 	DurationMS float64
-	// PeakRSSKiB is each worker's peak resident memory (VmHWM), CPUMS
-	// the CPU time each used, in milliseconds.
-	PeakRSSKiB []int64
-	CPUMS      []float64
+	// PeakRSSKiB is each worker's peak resident set (VmHWM, shared file
+	// pages included), PeakMemoryKiB its cgroup's peak charged memory (0
+	// without a cgroup), CPUMS the CPU time its processes used, in ms.
+	PeakRSSKiB    []int64
+	PeakMemoryKiB []int64
+	CPUMS         []float64
 }
 
 // Control is the broker's control RPC, served to the supervisor only.

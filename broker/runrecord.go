@@ -20,6 +20,9 @@ func (s *server) RecordRun(r RunRecord) error {
 	if len(r.PeakRSSKiB) > 0 {
 		fields["worker_peak_rss_kib"] = r.PeakRSSKiB
 	}
+	if len(r.PeakMemoryKiB) > 0 {
+		fields["worker_peak_memory_kib"] = r.PeakMemoryKiB
+	}
 	if len(r.CPUMS) > 0 {
 		fields["worker_cpu_ms"] = r.CPUMS
 	}

@@ -243,3 +243,51 @@ func TestIsolation_TamperedWorkerRefused(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, string(out), "worker binary does not match the expected sha256: "+tampered+" is sha256:")
 }
+
+// TestIsolation_WorkerProcessesInTheirCgroup: both processes of a worker
+// (the first one, which made the namespaces, and the worker proper, PID 1
+// of its namespace) are in the worker's memory and pids cgroup, and the
+// worker proper is in its own namespaces.
+func TestIsolation_WorkerProcessesInTheirCgroup(t *testing.T) {
+	e := newEnv(t, "")
+	m := e.install("hostile", notesKey)
+	cmd := exec.Command(filepath.Join(binDir, "aileron"), "run", e.action(m, "sleep", "sleep", "{}"))
+	cmd.Env = append(os.Environ(), "AILERON_HOME="+e.home)
+	require.NoError(t, cmd.Start())
+	defer func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	}()
+	var workers []string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		workers = nil
+		for _, c := range children() {
+			if strings.Contains(c, "aileron-worker") {
+				workers = append(workers, c)
+			}
+		}
+		if len(workers) >= 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Len(t, workers, 2, "want the worker's two processes: %v", workers)
+	self, err := os.Readlink("/proc/self/ns/net")
+	require.NoError(t, err)
+	inOwnNS := 0
+	for _, w := range workers {
+		var pid int
+		_, err := fmt.Sscanf(w, "pid %d:", &pid)
+		require.NoError(t, err)
+		cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		require.NoError(t, err)
+		for _, ctl := range []string{"memory", "pids"} {
+			require.Regexp(t, `(?m)^\d+:`+ctl+`:/aileron/`, string(cg), "pid %d is not in its %s cgroup:\n%s", pid, ctl, cg)
+		}
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && ns != self {
+			inOwnNS++
+		}
+	}
+	require.Equal(t, 2, inOwnNS, "both worker processes must be out of the host network namespace")
+}

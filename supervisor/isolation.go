@@ -90,7 +90,9 @@ var cgroupSeq atomic.Uint64
 // a cgroup with limits.
 func (s *Supervisor) prepareSpawn() workerSpawn {
 	iso := s.cfg.Isolation
-	ws := workerSpawn{cfg: sandbox.SpawnConfig{Namespaces: !iso.disabled("namespaces"), HostUID: iso.HostUID, HostGID: iso.HostGID}}
+	// UnshareInChild: the worker makes its namespaces itself, so spawning
+	// is a vfork whose cost does not grow with this process's size.
+	ws := workerSpawn{cfg: sandbox.SpawnConfig{Namespaces: !iso.disabled("namespaces"), UnshareInChild: true, HostUID: iso.HostUID, HostGID: iso.HostGID}}
 	if !ws.cfg.Namespaces {
 		ws.missing = append(ws.missing, "namespaces: disabled by isolation.unsafe_disable")
 	}

@@ -265,8 +265,9 @@ func (s *Supervisor) recordRun(b *broker.Client, p *Plan, runID string, workers 
 	}
 	for _, w := range workers {
 		rec.Layers, rec.Missing = w.applied, append(rec.Missing, w.missing...)
-		rec.PeakRSSKiB = append(rec.PeakRSSKiB, w.peakRSSKiB)
-		rec.CPUMS = append(rec.CPUMS, float64(w.cpu.Microseconds())/1000)
+		rec.PeakRSSKiB = append(rec.PeakRSSKiB, w.usage.peakRSSKiB)
+		rec.PeakMemoryKiB = append(rec.PeakMemoryKiB, w.usage.cgroupPeakKiB)
+		rec.CPUMS = append(rec.CPUMS, float64(w.usage.cpu.Microseconds())/1000)
 	}
 	if err != nil {
 		rec.Code, rec.Message = "error", err.Error()

@@ -114,20 +114,6 @@ func (r *procRunner) Wait(context.Context) error {
 	return err
 }
 
-// cpuTime returns the CPU time (user + system) the process used, once it
-// has been reaped; 0 before.
-func (r *procRunner) cpuTime() time.Duration {
-	if r == nil {
-		return 0
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.waited || r.cmd.ProcessState == nil {
-		return 0
-	}
-	return r.cmd.ProcessState.UserTime() + r.cmd.ProcessState.SystemTime()
-}
-
 // exitDetail describes how the process ended, once it has been reaped.
 func (r *procRunner) exitDetail() string {
 	if r == nil {

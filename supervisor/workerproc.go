@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -41,19 +40,16 @@ type workerProc struct {
 
 	killOnce sync.Once
 	oom      bool
-	// peakRSSKiB is the process's VmHWM read just before it was killed,
-	// cpu the CPU time it used over its life.
-	peakRSSKiB int64
-	cpu        time.Duration
+	// usage is what the worker's processes used, read just before the
+	// kill.
+	usage workerUsage
 }
 
 // kill ends the process at once and cleans up after it. It is safe to call
 // more than once and from any goroutine.
 func (w *workerProc) kill() {
 	w.killOnce.Do(func() {
-		if w.proc != nil {
-			w.peakRSSKiB = peakRSS(w.proc.Pid())
-		}
+		w.usage = w.measure()
 		if w.cgroup != nil {
 			_ = w.cgroup.Kill()
 		}
@@ -70,7 +66,6 @@ func (w *workerProc) kill() {
 			for i := 0; i < 2000 && !w.client.Exited(); i++ {
 				time.Sleep(time.Millisecond)
 			}
-			w.cpu = w.proc.cpuTime()
 		}
 		if w.cgroup != nil {
 			w.oom = w.cgroup.OOMKilled()
@@ -156,20 +151,42 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 	defer cache.Close()
 	ws := s.prepareSpawn()
 	w := &workerProc{channelID: newID(), scratch: scratch, cgroup: ws.cgroup, brokerEnd: brokerEnd}
+	// The worker creates its namespaces itself and, before it forks into
+	// its PID namespace, waits for one byte on syncR: by then the
+	// supervisor has placed it in its cgroup (v1 cannot at birth).
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		_ = os.RemoveAll(scratch)
+		return nil, err
+	}
+	defer syncR.Close()
+	defer syncW.Close()
+	started := func(pid int) error {
+		if w.cgroup != nil {
+			if _, atBirth := w.cgroup.FD(); !atBirth {
+				if err := w.cgroup.AddPID(pid); err != nil {
+					return fmt.Errorf("place worker for %s in its cgroup: %w", label, err)
+				}
+			}
+		}
+		_, err := syncW.Write([]byte{1})
+		return err
+	}
 	spec := procSpec{
 		Path: bin.execPath,
 		Env: []string{
 			worker.EnvScratch + "=" + scratch,
 			worker.EnvBrokerFD + "=" + strconv.Itoa(worker.BrokerFD),
-			"AILERON_SANDBOX_PREINIT=1", // see worker/sandbox/preinit
 			// One invocation runs at a time and wasm runs on one thread;
 			// fewer Go Ps mean fewer threads to create, switch between and
 			// lock down (measured: ~10% less CPU per worker, ~20% more runs
 			// per second; Cranelift compiles on its own threads).
 			"GOMAXPROCS=1",
+			sandbox.SyncFDEnv + "=5",
 		},
-		ExtraFiles: []*os.File{workerEnd, cache},
+		ExtraFiles: []*os.File{workerEnd, cache, syncR},
 		Prepare:    applySpawn(ws, scratch),
+		Started:    started,
 	}
 	rf := runnerFunc(spec)
 	w.client = plugin.NewClient(&plugin.ClientConfig{
@@ -192,16 +209,6 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 	if err != nil {
 		w.kill()
 		return nil, fmt.Errorf("start worker for %s: %w", label, err)
-	}
-	// cgroup v1 has no CLONE_INTO_CGROUP: place the worker now, after the
-	// handshake and before the first RPC, while it runs only our code.
-	if w.cgroup != nil {
-		if _, atBirth := w.cgroup.FD(); !atBirth {
-			if err := w.cgroup.AddPID(w.proc.Pid()); err != nil {
-				w.kill()
-				return nil, fmt.Errorf("place worker for %s in its cgroup: %w", label, err)
-			}
-		}
 	}
 	if err := ctx.Err(); err != nil {
 		w.kill()
@@ -248,6 +255,12 @@ func (s *Supervisor) invoke(ctx context.Context, w *workerProc, deadline time.Du
 	case r := <-done:
 		if r.err != nil {
 			if w.client.Exited() || errors.Is(r.err, rpc.ErrShutdown) || errors.Is(r.err, io.ErrUnexpectedEOF) || errors.Is(r.err, io.EOF) {
+				// The worker is gone or going: give its first process a
+				// moment to end the way the worker did (its wait status
+				// names the signal), then make sure.
+				for i := 0; i < 100 && !w.client.Exited(); i++ {
+					time.Sleep(time.Millisecond)
+				}
 				w.kill()
 				if w.oomKilled() {
 					return r.reply, &worker.Failure{Code: abi.CodeMemoryLimit, Message: "memory limit exceeded: the kernel killed the worker at its cgroup limit"}
@@ -264,19 +277,4 @@ func (s *Supervisor) invoke(ctx context.Context, w *workerProc, deadline time.Du
 		w.kill()
 		return worker.InvokeReply{}, &worker.Failure{Code: abi.CodeDeadline, Message: fmt.Sprintf("deadline exceeded: the connector did not answer within %s; worker killed", deadline)}
 	}
-}
-
-// peakRSS returns a process's peak resident set (VmHWM) in KiB, 0 if unknown.
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return n
-		}
-	}
-	return 0
 }

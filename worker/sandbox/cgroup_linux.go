@@ -442,6 +442,21 @@ func (c *Cgroup) OOMKilled() bool {
 	return n > 0
 }
 
+// PeakMemory returns the group's peak memory use in bytes (v2 memory.peak,
+// v1 memory.max_usage_in_bytes), 0 if the kernel does not say.
+func (c *Cgroup) PeakMemory() int64 {
+	file := "memory.max_usage_in_bytes"
+	if c.v2 != "" {
+		file = "memory.peak"
+	}
+	b, err := os.ReadFile(filepath.Join(c.memDir, file))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
 // readCgroupCounter reads "key value" lines and returns key's value.
 func readCgroupCounter(path, key string) (int64, bool) {
 	b, err := os.ReadFile(path)

@@ -65,6 +65,18 @@ type SpawnConfig struct {
 	// root is never done.
 	HostUID, HostGID uint32
 
+	// UnshareInChild creates the namespaces in the worker instead of at
+	// clone: the supervisor starts the worker as the unprivileged host
+	// uid with a plain vfork (whose cost does not grow with the
+	// supervisor's size, unlike the full fork CLONE_NEWUSER forces), and
+	// the worker's single-threaded C constructor (package
+	// worker/sandbox/preinit) unshares the user namespace mapping itself
+	// to root, then the network, IPC, UTS, mount and PID namespaces, and
+	// forks once so the worker proper is PID 1 of its namespace; the
+	// first process only waits for it. Apply sets the environment the
+	// constructor reads ([PreinitEnv]); the binary must import preinit.
+	UnshareInChild bool
+
 	// Cgroup, if set, is the cgroup the worker is started in. With cgroup
 	// v2 Apply places the worker there at birth (clone3
 	// CLONE_INTO_CGROUP); with cgroup v1 the caller must call
@@ -195,3 +207,20 @@ func (c LockdownConfig) validate() error {
 	}
 	return nil
 }
+
+// Environment variables the worker's pre-init constructor reads (package
+// worker/sandbox/preinit). They can only make the process give up things.
+const (
+	// PreinitEnv ("1") asks the constructor to set no_new_privs and drop
+	// every capability before the Go runtime starts (and, as PID 1 of a
+	// child namespace, to mount a fresh /proc first).
+	PreinitEnv = "AILERON_SANDBOX_PREINIT"
+	// UnshareEnv ("1") asks it to create the worker's namespaces itself;
+	// see SpawnConfig.UnshareInChild.
+	UnshareEnv = "AILERON_SANDBOX_UNSHARE"
+	// SyncFDEnv names a descriptor to read one byte from before the
+	// constructor forks into the PID namespace: the supervisor writes it
+	// once it has placed the process in its cgroup (cgroup v1 cannot place
+	// a process at birth), so the worker proper starts inside it.
+	SyncFDEnv = "AILERON_SANDBOX_SYNC_FD"
+)

@@ -71,3 +71,6 @@ func unsupportedReport() Report {
 	}
 	return r
 }
+
+// PeakMemory reports nothing outside Linux.
+func (c *Cgroup) PeakMemory() int64 { return 0 }

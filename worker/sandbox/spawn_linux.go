@@ -95,7 +95,13 @@ func (c SpawnConfig) Apply(cmd *exec.Cmd) error {
 		// shell, and terminal job-control signals do not reach it.
 		Setsid: true,
 	}
-	if c.Namespaces {
+	if c.Namespaces && c.UnshareInChild {
+		// The worker unshares its namespaces itself (see UnshareInChild):
+		// start it as the host ids, clearing supplementary groups, and
+		// tell its constructor which ids to map to its root.
+		attr.Credential = &syscall.Credential{Uid: uid, Gid: gid}
+		cmd.Env = append(cmd.Env, PreinitEnv+"=1", UnshareEnv+"=1")
+	} else if c.Namespaces {
 		attr.Cloneflags = syscall.CLONE_NEWUSER | syscall.CLONE_NEWNET | syscall.CLONE_NEWPID |
 			syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS | syscall.CLONE_NEWNS
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(uid), Size: 1}}
@@ -115,6 +121,9 @@ func (c SpawnConfig) Apply(cmd *exec.Cmd) error {
 		// Security: no namespaces, but still not root: setuid/setgid to the
 		// host ids and clear the supplementary groups.
 		attr.Credential = &syscall.Credential{Uid: uid, Gid: gid}
+	}
+	if c.UnshareInChild && !c.Namespaces {
+		cmd.Env = append(cmd.Env, PreinitEnv+"=1")
 	}
 	if fd, ok := c.Cgroup.FD(); ok {
 		attr.UseCgroupFD = true

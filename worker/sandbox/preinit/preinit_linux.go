@@ -1,26 +1,43 @@
 //go:build linux && cgo
 
-// Package preinit does the part of the worker's hardening that is cheapest
-// while the process still has one thread: a C constructor, run by the C
-// runtime before the Go runtime starts any thread, mounts a fresh /proc
-// (when the worker is pid 1 of its own namespaces), sets no_new_privs and
-// drops every capability. Threads the Go runtime creates afterwards inherit
-// that state, so [sandbox.Init] need not broadcast it to every thread with
-// libpsx (about 2.5 ms saved per worker) and only verifies it.
+// Package preinit does the part of the worker's hardening that is cheapest,
+// or only possible, while the process still has one thread: a C
+// constructor, run by the C runtime before the Go runtime starts any thread,
+//
+//   - with AILERON_SANDBOX_UNSHARE=1, creates the worker's namespaces: a user
+//     namespace mapping the process's own (unprivileged) uid and gid to root,
+//     then network, IPC, UTS, mount and PID namespaces, and forks once so the
+//     worker proper is PID 1 of the new PID namespace while the first
+//     process only waits for it and passes on its exit status (see
+//     sandbox.SpawnConfig.UnshareInChild);
+//   - as PID 1 of its own namespaces, makes mounts private and mounts a
+//     fresh /proc;
+//   - sets no_new_privs and drops every capability.
+//
+// Threads the Go runtime creates afterwards inherit that state, so
+// [sandbox.Init] need not broadcast it to every thread with libpsx (about
+// 2.5 ms saved per worker) and only verifies it.
 //
 // It acts only when the supervisor set AILERON_SANDBOX_PREINIT=1 in the
-// worker's environment; the constructor only ever reduces what the process
-// may do. Import it from the worker's main package only.
+// worker's environment; everything it does only reduces what the process may
+// do. Import it from the worker's main package only.
 package preinit
 
 /*
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <linux/capability.h>
 
 // aileron_preinit_state: 0 not asked, 1 done, -N failed at step N.
@@ -32,9 +49,114 @@ static void aileron_fail(int step) {
 	aileron_preinit_errno = errno;
 }
 
+static int aileron_write_file(const char *path, const char *data) {
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		return -1;
+	}
+	size_t n = strlen(data);
+	ssize_t w = write(fd, data, n);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return w == (ssize_t)n ? 0 : -1;
+}
+
+// aileron_unshare makes the namespaces and forks; it returns in the child
+// (the worker proper, PID 1) and never returns in the first process.
+static int aileron_unshare(void) {
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	char map[64];
+	if (unshare(CLONE_NEWUSER) != 0) {
+		aileron_fail(10);
+		return -1;
+	}
+	// Security: setgroups must be denied before an unprivileged process may
+	// write its gid_map; the supervisor already cleared our groups.
+	if (aileron_write_file("/proc/self/setgroups", "deny") != 0) {
+		aileron_fail(11);
+		return -1;
+	}
+	snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
+	if (aileron_write_file("/proc/self/uid_map", map) != 0) {
+		aileron_fail(12);
+		return -1;
+	}
+	snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
+	if (aileron_write_file("/proc/self/gid_map", map) != 0) {
+		aileron_fail(13);
+		return -1;
+	}
+	if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS | CLONE_NEWPID) != 0) {
+		aileron_fail(14);
+		return -1;
+	}
+	const char *sync = getenv("AILERON_SANDBOX_SYNC_FD");
+	if (sync != NULL) {
+		int fd = atoi(sync);
+		char b;
+		ssize_t r;
+		do {
+			r = read(fd, &b, 1);
+		} while (r < 0 && errno == EINTR);
+		close(fd);
+		if (r != 1) {
+			errno = EPIPE;
+			aileron_fail(15);
+			return -1;
+		}
+	}
+	pid_t child = fork();
+	if (child < 0) {
+		aileron_fail(16);
+		return -1;
+	}
+	if (child > 0) {
+		// The first process: hold no descriptor of the worker's, wait for
+		// it, and end the way it ended. It runs nothing else.
+		for (int fd = 0; fd < 1024; fd++) {
+			close(fd);
+		}
+		int status;
+		while (waitpid(child, &status, 0) < 0) {
+			if (errno != EINTR) {
+				_exit(125);
+			}
+		}
+		if (WIFEXITED(status)) {
+			_exit(WEXITSTATUS(status));
+		}
+		// Die of the same signal, so the supervisor sees how the worker
+		// ended (SIGSYS from seccomp, SIGKILL from the OOM killer), without
+		// a core file.
+		int sig = WTERMSIG(status);
+		struct rlimit nocore = {0, 0};
+		setrlimit(RLIMIT_CORE, &nocore);
+		signal(sig, SIG_DFL);
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, sig);
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		kill(getpid(), sig);
+		_exit(128 + sig);
+	}
+	// The worker proper dies with the first process, which dies with the
+	// supervisor (Pdeathsig) or with its process group.
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) {
+		aileron_fail(17);
+		return -1;
+	}
+	return 0;
+}
+
 __attribute__((constructor)) static void aileron_preinit(void) {
 	const char *v = getenv("AILERON_SANDBOX_PREINIT");
 	if (v == NULL || strcmp(v, "1") != 0) {
+		return;
+	}
+	const char *u = getenv("AILERON_SANDBOX_UNSHARE");
+	if (u != NULL && strcmp(u, "1") == 0 && aileron_unshare() != 0) {
 		return;
 	}
 	if (getpid() == 1) {
@@ -87,7 +209,12 @@ import (
 	"syscall"
 )
 
-var steps = [...]string{1: "make mounts private", 2: "mount /proc", 3: "no_new_privs", 4: "clear ambient capabilities", 5: "drop bounding set", 6: "capset"}
+var steps = map[int]string{
+	1: "make mounts private", 2: "mount /proc", 3: "no_new_privs", 4: "clear ambient capabilities",
+	5: "drop bounding set", 6: "capset",
+	10: "unshare user namespace", 11: "deny setgroups", 12: "write uid_map", 13: "write gid_map",
+	14: "unshare namespaces", 15: "wait for cgroup placement", 16: "fork into the pid namespace", 17: "set parent-death signal",
+}
 
 // Done reports whether the constructor ran and succeeded. A nil error with
 // false means it was not asked to run.
@@ -98,9 +225,9 @@ func Done() (bool, error) {
 	case st == 0:
 		return false, nil
 	default:
-		name := "unknown step"
-		if -st < len(steps) {
-			name = steps[-st]
+		name, ok := steps[-st]
+		if !ok {
+			name = "unknown step"
 		}
 		return false, fmt.Errorf("sandbox preinit: %s: %w", name, syscall.Errno(C.aileron_preinit_errno))
 	}
