@@ -45,15 +45,11 @@ The secret is read from the terminal without echo, or from stdin:
 			if err != nil {
 				return err
 			}
-			sup, err := a.supervisor(nil)
+			b, done, err := a.broker()
 			if err != nil {
 				return err
 			}
-			defer sup.Close()
-			b, err := sup.Broker()
-			if err != nil {
-				return err
-			}
+			defer done()
 			if err := b.VaultSet(broker.VaultSetArgs{Name: args[0], Kind: kind, Scopes: scopes, Connectors: connectors, Secret: secret}); err != nil {
 				return fmt.Errorf("vault set %s: %w", args[0], err)
 			}
@@ -70,15 +66,11 @@ The secret is read from the terminal without echo, or from stdin:
 		Use:   "list",
 		Short: "List credentials: names, kinds, scopes, bindings; never values",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sup, err := a.supervisor(nil)
+			b, done, err := a.broker()
 			if err != nil {
 				return err
 			}
-			defer sup.Close()
-			b, err := sup.Broker()
-			if err != nil {
-				return err
-			}
+			defer done()
 			creds, err := b.VaultList()
 			if err != nil {
 				return err
@@ -101,15 +93,11 @@ The secret is read from the terminal without echo, or from stdin:
 		Short: "Remove a credential",
 		Args:  exactArgs(1, "vault rm takes one NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sup, err := a.supervisor(nil)
+			b, done, err := a.broker()
 			if err != nil {
 				return err
 			}
-			defer sup.Close()
-			b, err := sup.Broker()
-			if err != nil {
-				return err
-			}
+			defer done()
 			if err := b.VaultRemove(args[0]); err != nil {
 				return fmt.Errorf("vault rm %s: %w", args[0], err)
 			}
@@ -169,4 +157,19 @@ func (a *app) readSecret(kind, username string) (broker.SecretInput, error) {
 		return s, nil
 	}
 	return broker.SecretInput{}, usageError{fmt.Errorf("--kind %q: must be oauth2, api_key, basic or signing_key", kind)}
+}
+
+// broker starts a supervisor and its broker for a vault command; done stops
+// both.
+func (a *app) broker() (*broker.Client, func(), error) {
+	sup, err := a.supervisor(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := sup.Broker()
+	if err != nil {
+		sup.Close()
+		return nil, nil, err
+	}
+	return b, func() { sup.Close() }, nil
 }
