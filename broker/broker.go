@@ -193,6 +193,9 @@ type RunRecord struct {
 
 // Control is the broker's control RPC, served to the supervisor only.
 type Control interface {
+	// Shutdown closes every channel and the audit log and makes the
+	// broker exit, so nothing is cut off in the middle of an append.
+	Shutdown() error
 	RecordRun(RunRecord) error
 	Configure(Config) error
 	Open(OpenArgs) error
@@ -250,6 +253,12 @@ func (c *Client) Close(id string) (CloseReply, error) {
 	return r, err
 }
 
+// Shutdown implements Control.
+func (c *Client) Shutdown() error {
+	var out struct{}
+	return c.c.Call("Plugin.Shutdown", struct{}{}, &out)
+}
+
 // RecordRun implements Control.
 func (c *Client) RecordRun(r RunRecord) error {
 	var out struct{}
@@ -278,6 +287,7 @@ func (c *Client) VaultRemove(name string) error {
 type rpcServer struct{ impl Control }
 
 func (s *rpcServer) RecordRun(r RunRecord, _ *struct{}) error { return s.impl.RecordRun(r) }
+func (s *rpcServer) Shutdown(_ struct{}, _ *struct{}) error   { return s.impl.Shutdown() }
 
 func (s *rpcServer) VaultSet(a VaultSetArgs, _ *struct{}) error { return s.impl.VaultSet(a) }
 func (s *rpcServer) VaultRemove(n string, _ *struct{}) error    { return s.impl.VaultRemove(n) }

@@ -185,12 +185,16 @@ func BenchmarkRunColdNoIsolation(b *testing.B) {
 func BenchmarkRunWarmPool(b *testing.B) {
 	s := newBenchSetup(b, supervisor.Isolation{}, 4)
 	b.ResetTimer()
-	reportLatency(b, latencies(b, b.N, func() error {
-		err := s.run()
-		// Let the pool refill, as it would between requests.
+	var d []time.Duration
+	for i := 0; i < b.N; i++ {
+		// Let the pool refill, as it would between requests; not timed.
+		b.StopTimer()
 		s.sup.WaitPoolReady(context.Background())
-		return err
-	}))
+		b.StartTimer()
+		d = append(d, latencies(b, 1, s.run)...)
+	}
+	slices.Sort(d)
+	reportLatency(b, d)
 }
 
 // throughput runs n invocations from callers goroutines and returns

@@ -29,6 +29,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 
 	"aileron.dev/aileron/broker"
 	"aileron.dev/aileron/cas"
@@ -100,6 +101,7 @@ type Supervisor struct {
 
 	mu      sync.Mutex
 	bclient *plugin.Client
+	bproc   *procRunner
 	broker  *broker.Client
 	pass    *os.File
 	passMu  sync.Mutex
@@ -180,11 +182,11 @@ func (s *Supervisor) Close() error {
 	s.teardown.Wait()
 	s.mu.Lock()
 	s.closed = true
-	bc, pass := s.bclient, s.pass
-	s.bclient, s.broker, s.pass = nil, nil, nil
+	bc, b, proc, pass := s.bclient, s.broker, s.bproc, s.pass
+	s.bclient, s.broker, s.bproc, s.pass = nil, nil, nil, nil
 	s.mu.Unlock()
 	if bc != nil {
-		bc.Kill()
+		stopBroker(bc, b, proc)
 	}
 	if pass != nil {
 		pass.Close()
@@ -218,7 +220,7 @@ func (s *Supervisor) Broker() (*broker.Client, error) {
 		return s.broker, nil
 	}
 	if s.bclient != nil {
-		s.bclient.Kill()
+		stopBroker(s.bclient, s.broker, s.bproc)
 		s.pass.Close()
 	}
 	supEnd, brokerEnd, err := broker.NewPassPair()
@@ -226,10 +228,18 @@ func (s *Supervisor) Broker() (*broker.Client, error) {
 		return nil, err
 	}
 	spec := procSpec{Path: s.cfg.BrokerPath, Args: s.cfg.BrokerArgs, Env: s.cfg.BrokerEnv, ExtraFiles: []*os.File{brokerEnd}}
+	rf := runnerFunc(spec)
+	var proc *procRunner
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  broker.Handshake,
-		Plugins:          broker.PluginMap(nil),
-		RunnerFunc:       runnerFunc(spec),
+		HandshakeConfig: broker.Handshake,
+		Plugins:         broker.PluginMap(nil),
+		RunnerFunc: func(l hclog.Logger, cmd *exec.Cmd, dir string) (runner.Runner, error) {
+			r, err := rf(l, cmd, dir)
+			if err == nil {
+				proc = r.(*procRunner)
+			}
+			return r, err
+		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
 		SkipHostEnv:      true,
 		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: s.scratch},
@@ -247,8 +257,37 @@ func (s *Supervisor) Broker() (*broker.Client, error) {
 		supEnd.Close()
 		return nil, fmt.Errorf("configure broker: %w", err)
 	}
-	s.bclient, s.broker, s.pass = client, bc, supEnd
+	s.bclient, s.broker, s.bproc, s.pass = client, bc, proc, supEnd
 	return bc, nil
+}
+
+// stopBroker asks the broker to shut down (it closes its audit log and
+// exits), waits for it, and kills it only if it does not exit in time.
+// go-plugin's own Kill is not used: its graceful path writes to the
+// connection after the broker has gone, and its multiplexer logs that.
+func stopBroker(c *plugin.Client, b *broker.Client, proc *procRunner) {
+	if b == nil || proc == nil {
+		c.Kill()
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = b.Shutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	for i := 0; i < 2000 && !c.Exited(); i++ {
+		time.Sleep(time.Millisecond)
+	}
+	if !c.Exited() {
+		_ = proc.Kill(context.Background())
+		for i := 0; i < 1000 && !c.Exited(); i++ {
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 // openChannel hands brokerEnd to the broker and binds it to g. Sending the
