@@ -191,6 +191,19 @@ extra_root_cas = [%q]
 		return fmt.Errorf("the Slack service did not receive the token the broker should have attached")
 	}
 	fmt.Println("\nThe connectors only ever wrote the placeholder {{aileron.credential}}; the broker put each credential there.")
+
+	step("every egress decision is in the hash-chained audit log")
+	if out, err = aileron("", "audit", "verify"); err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+
+	step("the isolation each worker had on this host")
+	out, derr := aileron("", "doctor")
+	fmt.Print(indent(out))
+	if derr != nil {
+		fmt.Println("    (some layers are unavailable here: workers ran with a warning; --isolation=strict would refuse)")
+	}
 	return nil
 }
 

@@ -489,6 +489,6 @@ func probeCgroup() (bool, string) {
 	if cg.Version() == 2 {
 		return true, fmt.Sprintf("v2 at %s: memory, pids; workers are born in their group", m.v2)
 	}
-	return true, fmt.Sprintf("v1 memory at %s, pids at %s; workers are moved in after the handshake (cgroup2 offers %v)",
+	return true, fmt.Sprintf("v1 memory at %s, pids at %s; workers are moved in as they start, before any worker code runs (cgroup2 offers %v)",
 		m.v1["memory"], m.v1["pids"], v2Controllers(m.v2))
 }
