@@ -82,6 +82,17 @@ type Config struct {
 	MaxResponseBytes int64
 	// RequestTimeoutMS bounds one request (0: default).
 	RequestTimeoutMS int64
+	// EgressRequestsPerMinute bounds the requests that leave through this
+	// broker, over all its channels (0: no limit). A server runs one
+	// broker per tenant, so this is the tenant's egress quota. It is a
+	// token bucket holding one minute's worth; a request over it is
+	// refused with code egress_quota_exceeded and never sent.
+	EgressRequestsPerMinute int
+	// EgressBytesPerMinute bounds request plus response body bytes the
+	// same way (0: no limit). A request is sent while the bucket is not
+	// in debt and its bytes are charged once its response is in, so one
+	// request may overdraw the bucket; the next waits until it refills.
+	EgressBytesPerMinute int64
 }
 
 // Grant is what one channel may do: the connector's manifest intersected

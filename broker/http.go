@@ -134,7 +134,18 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 				return finish(d, abi.ErrnoUnavailable, codeCredentialUnavailable, "credential cannot be redacted safely: "+err.Error(), nil)
 			}
 		}
+		// The tenant's egress quota, checked last so that a request the
+		// policy refuses is reported for that reason, and per attempt: a
+		// retry after a refresh leaves again.
+		if reason := s.quota.admit(s.now()); reason != "" {
+			return finish(d, abi.ErrnoLimit, codeEgressQuota, reason, nil)
+		}
 		resp, d2, err := s.egress.Send(ctx, ch.rules, &req, lim)
+		sent := len(req.Body)
+		if resp != nil {
+			sent += len(resp.Body)
+		}
+		s.quota.charge(s.now(), sent)
 		if d2.Host != "" {
 			d = d2
 		}

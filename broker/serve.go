@@ -75,6 +75,7 @@ type server struct {
 	audit    *audit.Log
 	egress   *egress.Client
 	limits   egress.Limits
+	quota    *egressQuota
 	channels map[string]*channelState
 
 	// refreshes coalesces concurrent OAuth2 refreshes per credential;
@@ -136,6 +137,11 @@ func (s *server) Configure(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
+	quota, err := newEgressQuota(&cfg, s.now())
+	if err != nil {
+		al.Close()
+		return err
+	}
 	eg, lim, err := newEgress(&cfg)
 	if err != nil {
 		al.Close()
@@ -147,7 +153,7 @@ func (s *server) Configure(cfg Config) error {
 	if cfg.UnsafeAllowPrivate {
 		s.log.Warn("UNSAFE: connectors may reach private address ranges (UnsafeAllowPrivate)")
 	}
-	s.cfg, s.vault, s.audit, s.egress, s.limits = &cfg, vault.New(fb), al, eg, lim
+	s.cfg, s.vault, s.audit, s.egress, s.limits, s.quota = &cfg, vault.New(fb), al, eg, lim, quota
 	return nil
 }
 
