@@ -139,3 +139,15 @@ func (s *Supervisor) WaitPoolReady(ctx context.Context) {
 	s.teardown.Wait()
 	s.pool.waitReady(ctx)
 }
+
+// PoolReady returns how many ready workers the warm pool holds now (0
+// without a pool), for a server's metrics.
+func (s *Supervisor) PoolReady() int {
+	p := s.pool
+	if p == nil {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.ready)
+}

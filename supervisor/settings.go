@@ -22,6 +22,12 @@ const SettingsFile = "config.toml"
 // Settings is the operator configuration read from $AILERON_HOME/config.toml.
 // Every field is optional; the zero value is the safe default.
 type Settings struct {
+	// Tenant names the tenant this home belongs to on an `aileron serve`
+	// host (<data_dir>/tenants/<name>); the broker scopes vault entries
+	// and audit records by it, so the CLI run in a tenant's home stores
+	// credentials where the server's broker for that tenant finds them.
+	// Empty on a single-user host.
+	Tenant    string            `toml:"tenant"`
 	Broker    BrokerSettings    `toml:"broker"`
 	Limits    LimitSettings     `toml:"limits"`
 	Isolation IsolationSettings `toml:"isolation"`
@@ -173,6 +179,7 @@ func LoadSettings(home string) (Settings, error) {
 // Apply fills cfg from the settings; files named in them are read here.
 func (s Settings) Apply(cfg *Config) error {
 	b := &cfg.Broker
+	b.Tenant = s.Tenant
 	b.UnsafeAllowLoopback = s.Broker.UnsafeAllowLoopback
 	b.UnsafeAllowPrivate = s.Broker.UnsafeAllowPrivate
 	b.HostsOverride = s.Broker.Hosts
