@@ -75,6 +75,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log what the supervisor, broker and workers do")
 	root.AddCommand(a.runCmd(), a.connectorCmd(), a.actionCmd(), a.vaultCmd(), a.doctorCmd(), a.auditCmd(), a.trustCmd(), a.storeCmd())
 	root.AddCommand(a.mcpCmd())
+	root.AddCommand(a.serveCmd())
 	return root
 }
 

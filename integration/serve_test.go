@@ -1,0 +1,529 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"aileron.dev/aileron/examples/services/notes"
+	"aileron.dev/aileron/examples/services/testca"
+	"aileron.dev/aileron/manifest"
+	"aileron.dev/aileron/supervisor/serve"
+	"aileron.dev/aileron/supervisor/serve/client"
+)
+
+// serveEnv is one `aileron serve` daemon with its data directory, tenants
+// and fake HTTPS services routed behind real names for every tenant's
+// broker.
+type serveEnv struct {
+	t       *testing.T
+	data    string
+	cfgPath string
+	sock    string
+	// tenantTOML is each tenant's [[tenants]] entry, by name.
+	tenants map[string]string
+	// extra is server configuration added after data_dir and [listen].
+	extra      string
+	tcp        string // [listen] tcp, tls_cert, ... lines
+	echo       *echoService
+	notes      *notes.Service
+	routes     map[string]string
+	caPath     string
+	cmd        *exec.Cmd
+	stderr     *lockedBuffer
+	exited     chan struct{}
+	metricsURL string
+	tcpAddr    string
+}
+
+// serveTenant describes one tenant of a serveEnv.
+type serveTenant struct {
+	name  string
+	token string
+	uids  []uint32
+	certs []string
+	// quota is TOML for [tenants.quota], e.g. "concurrent_runs = 1".
+	quota string
+}
+
+// slowService answers /slow after a second, for runs that are in flight
+// long enough to be interrupted.
+type slowService struct{}
+
+func (slowService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-time.After(time.Second):
+	case <-r.Context().Done():
+	}
+	_, _ = w.Write([]byte(`{"slow":true}`))
+}
+
+func newServeEnv(t *testing.T, extra string, tenants ...serveTenant) *serveEnv {
+	t.Helper()
+	data := t.TempDir()
+	shareCompiled(t, data)
+	// The socket's directory must be reachable by the unprivileged users
+	// some tests connect as.
+	sockDir, err := os.MkdirTemp("", "aileron-sock-")
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(sockDir, 0o755))
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	s := &serveEnv{t: t, data: data, sock: filepath.Join(sockDir, "api.sock"), tenants: map[string]string{}, extra: extra,
+		echo: &echoService{}, notes: notes.New(notesKey), routes: map[string]string{}}
+	ca, err := testca.New()
+	require.NoError(t, err)
+	for name, h := range map[string]http.Handler{"echo.example.com": s.echo, "notes.example.com": s.notes, "slow.example.com": slowService{}} {
+		tlsCfg, err := ca.ServerConfig(name)
+		require.NoError(t, err)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		srv := &http.Server{Handler: h, TLSConfig: tlsCfg, ReadHeaderTimeout: 5 * time.Second}
+		go srv.ServeTLS(ln, "", "")
+		t.Cleanup(func() { srv.Close() })
+		s.routes[name+":443"] = ln.Addr().String()
+	}
+	s.caPath = filepath.Join(data, "ca.pem")
+	require.NoError(t, os.WriteFile(s.caPath, ca.PEM, 0o600))
+	for _, tn := range tenants {
+		s.addTenant(tn)
+	}
+	s.writeConfig()
+	r := s.cli("", "", "serve", "setup", "--config", s.cfgPath)
+	require.Equal(t, 0, r.code, r.stderr)
+	t.Cleanup(func() {
+		s.stop(syscall.SIGTERM)
+		assertNoChildren(t)
+	})
+	return s
+}
+
+// addTenant writes the tenant's home (its config.toml routes the fake
+// services) and its [[tenants]] entry; writeConfig puts it in the file.
+func (s *serveEnv) addTenant(tn serveTenant) {
+	home := filepath.Join(s.data, "tenants", tn.name)
+	require.NoError(s.t, os.MkdirAll(home, 0o700))
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "tenant = %q\n[broker]\nunsafe_allow_loopback = true\nextra_root_cas = [%q]\n[broker.routes]\n", tn.name, s.caPath)
+	for k, v := range s.routes {
+		fmt.Fprintf(&cfg, "%q = %q\n", k, v)
+	}
+	require.NoError(s.t, os.WriteFile(filepath.Join(home, "config.toml"), []byte(cfg.String()), 0o600))
+	var e strings.Builder
+	fmt.Fprintf(&e, "\n[[tenants]]\nname = %q\n", tn.name)
+	if tn.token != "" {
+		fmt.Fprintf(&e, "tokens = [%q]\n", serve.HashToken(tn.token))
+	}
+	if len(tn.uids) > 0 {
+		fmt.Fprintf(&e, "uids = %s\n", strings.ReplaceAll(fmt.Sprint(tn.uids), " ", ", "))
+	}
+	if len(tn.certs) > 0 {
+		fmt.Fprintf(&e, "certs = [%q]\n", strings.Join(tn.certs, `", "`))
+	}
+	if tn.quota != "" {
+		fmt.Fprintf(&e, "[tenants.quota]\n%s\n", tn.quota)
+	}
+	s.tenants[tn.name] = e.String()
+}
+
+func (s *serveEnv) writeConfig() {
+	var b strings.Builder
+	fmt.Fprintf(&b, "data_dir = %q\n%s\n[listen]\nunix = %q\nmetrics = \"127.0.0.1:0\"\n%s\n", s.data, "", s.sock, s.tcp)
+	b.WriteString(s.extra + "\n")
+	names := make([]string, 0, len(s.tenants))
+	for n := range s.tenants {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		b.WriteString(s.tenants[n])
+	}
+	s.cfgPath = filepath.Join(s.data, "serve.toml")
+	require.NoError(s.t, os.WriteFile(s.cfgPath, []byte(b.String()), 0o600))
+}
+
+// cli runs the aileron CLI, in tenant's home if tenant is set.
+func (s *serveEnv) cli(tenant, stdin string, args ...string) result {
+	s.t.Helper()
+	e := &env{t: s.t, home: filepath.Join(s.data, "tenants", tenant)}
+	return e.aileron(stdin, args...)
+}
+
+// tenantEnv is an env on tenant's home, for the CLI helpers.
+func (s *serveEnv) tenantEnv(tenant string) *env {
+	return &env{t: s.t, home: filepath.Join(s.data, "tenants", tenant), echo: s.echo, notes: s.notes}
+}
+
+// installAction writes action name into tenant's home and installs it,
+// with the connector m it runs.
+func (s *serveEnv) installAction(tenant string, m *manifest.Manifest, pkg, name, intent, with string) {
+	s.t.Helper()
+	e := s.tenantEnv(tenant)
+	e.ok("", "connector", "install", "--yes", pkgDirs[pkg])
+	e.ok("", "action", "add", e.action(m, name, intent, with))
+}
+
+var listeningRE = regexp.MustCompile(`"@message":"listening".*`)
+
+// start starts the daemon and waits until it answers.
+func (s *serveEnv) start() {
+	s.t.Helper()
+	s.stderr = &lockedBuffer{}
+	s.cmd = exec.Command(filepath.Join(binDir, "aileron"), "serve", "--config", s.cfgPath)
+	s.cmd.Stderr = s.stderr
+	s.cmd.Stdout = io.Discard
+	require.NoError(s.t, s.cmd.Start())
+	s.exited = make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(s.exited) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if strings.Count(s.stderr.String(), `"@message":"listening"`) >= 2+boolInt(s.tcp != "") {
+			break
+		}
+		select {
+		case <-s.exited:
+			s.t.Fatalf("aileron serve exited: %s", s.stderr.String())
+		default:
+		}
+		require.True(s.t, time.Now().Before(deadline), "aileron serve did not start: %s", s.stderr.String())
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, line := range listeningRE.FindAllString(s.stderr.String(), -1) {
+		var l struct {
+			Listener string `json:"listener"`
+			Address  string `json:"address"`
+		}
+		require.NoError(s.t, json.Unmarshal([]byte("{"+line), &l))
+		switch l.Listener {
+		case "metrics":
+			s.metricsURL = "http://" + l.Address
+		case "tcp":
+			s.tcpAddr = l.Address
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// stop signals the daemon and waits for it to exit (SIGKILL after 30 s).
+func (s *serveEnv) stop(sig syscall.Signal) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(sig)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		s.t.Errorf("aileron serve did not stop on %v: %s", sig, s.stderr.String())
+	}
+}
+
+// client returns an API client on the unix socket with token.
+func (s *serveEnv) client(token string) *client.Client {
+	s.t.Helper()
+	c, err := client.New(client.Config{Address: "unix://" + s.sock, Token: token})
+	require.NoError(s.t, err)
+	s.t.Cleanup(c.Close)
+	return c
+}
+
+// raw sends one HTTP request over the unix socket and returns the status
+// and the decoded error body.
+func (s *serveEnv) raw(method, path, token, contentType string, body []byte) (int, client.Error) {
+	s.t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", s.sock)
+	}}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequest(method, "http://aileron"+path, bytes.NewReader(body))
+	require.NoError(s.t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	var e client.Error
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &e)
+	return resp.StatusCode, e
+}
+
+// metric returns the sum of the samples of a metric whose labels contain
+// every one of labels ("k=\"v\"").
+func (s *serveEnv) metric(name string, labels ...string) float64 {
+	s.t.Helper()
+	resp, err := http.Get(s.metricsURL + "/metrics")
+	require.NoError(s.t, err)
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if ok {
+			var v float64
+			_, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			require.NoError(s.t, err)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// auditOf reads tenant's audit log.
+func (s *serveEnv) auditOf(tenant string) []map[string]any {
+	return s.tenantEnv(tenant).auditRecords()
+}
+
+// whoamiWith is the input of the hostile connector's request intent that
+// sends tenant's name and the credential placeholder to the echo service.
+func whoamiWith(tenant string) string {
+	return fmt.Sprintf(`{ method = "GET", url = "https://echo.example.com/headers", headers = { X-Tenant = %q, X-Api-Key = "{{aileron.credential}}" } }`, tenant)
+}
+
+// TestServe_TwoTenants runs the same action for two tenants at once, each
+// with its own credential: the service sees each tenant's credential only
+// on that tenant's requests, each audit log holds only its tenant's
+// records, and neither tenant can tell the other's actions or credentials
+// from ones that do not exist.
+func TestServe_TwoTenants(t *testing.T) {
+	const keyA, keyB = "sk-tenant-a-7f3e91d2c4", "sk-tenant-b-0b8a55e6f1"
+	s := newServeEnv(t, "[pool]\nsize = 2", serveTenant{name: "a", token: "token-of-tenant-a-1c9e4f"}, serveTenant{name: "b", token: "token-of-tenant-b-77d2a0"})
+	hostile := packages["hostile"]
+	for tenant, key := range map[string]string{"a": keyA, "b": keyB} {
+		s.installAction(tenant, hostile, "hostile", "whoami", "request", whoamiWith(tenant))
+		s.tenantEnv(tenant).ok(key+"\n", "vault", "set", "key", "--kind", "api_key", "--connector", hostile.Connector.Name.String())
+	}
+	s.installAction("a", hostile, "hostile", "only-in-a", "request", whoamiWith("a"))
+	// Both tenants have the notes action; only a will have a credential
+	// for the notes connector.
+	notesM := packages["notes"]
+	s.installAction("a", notesM, "notes", "list", "list_notes", "{}")
+	s.installAction("b", notesM, "notes", "list", "list_notes", "{}")
+	s.start()
+	ca, cb := s.client("token-of-tenant-a-1c9e4f"), s.client("token-of-tenant-b-77d2a0")
+	// One run first: it compiles the module into the shared store (runs
+	// that find it missing at once would each compile it).
+	res, err := ca.Run(context.Background(), "whoami", nil)
+	require.NoError(t, err)
+	runIDs := map[string][]string{"a": {res.RunID}}
+
+	const perTenant = 6
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i := 0; i < perTenant; i++ {
+		for tenant, c := range map[string]*client.Client{"a": ca, "b": cb} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := c.Run(context.Background(), "whoami", nil)
+				if !assertNoErr(t, err) {
+					return
+				}
+				require.NotContains(t, string(res.Output), keyA)
+				require.NotContains(t, string(res.Output), keyB)
+				mu.Lock()
+				runIDs[tenant] = append(runIDs[tenant], res.RunID)
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	require.Len(t, runIDs["a"], perTenant+1)
+	require.Len(t, runIDs["b"], perTenant)
+
+	// The service saw each tenant's own credential on its requests, and
+	// nothing else.
+	count := map[string]int{}
+	for _, h := range s.echo.Seen() {
+		want := map[string]string{"a": keyA, "b": keyB}[h.Get("X-Tenant")]
+		require.NotEmpty(t, want, "request from no known tenant: %v", h)
+		require.Equal(t, want, h.Get("X-Api-Key"), "tenant %s's request carried another credential", h.Get("X-Tenant"))
+		count[h.Get("X-Tenant")]++
+	}
+	require.Equal(t, map[string]int{"a": perTenant + 1, "b": perTenant}, count)
+
+	// Each audit log has its tenant's records only, for its own runs.
+	for tenant, other := range map[string]string{"a": "b", "b": "a"} {
+		recs := s.auditOf(tenant)
+		require.NotEmpty(t, recs)
+		for _, r := range recs {
+			require.Equal(t, tenant, r["tenant"], "record in %s's audit log: %v", tenant, r)
+			require.Equal(t, "serve", r["via"], "%v", r)
+			require.Contains(t, runIDs[tenant], r["run_id"], "record of another run in %s's log: %v", tenant, r)
+			require.NotContains(t, runIDs[other], r["run_id"])
+		}
+		// Audit verification works on a tenant's log as on any other.
+		s.tenantEnv(tenant).ok("", "audit", "verify")
+	}
+
+	// Tenant b naming tenant a's action learns exactly what naming an
+	// action that exists nowhere tells it.
+	_, errA := cb.Run(context.Background(), "only-in-a", nil)
+	_, errNone := cb.Run(context.Background(), "only-nowhere", nil)
+	require.Equal(t, errorOf(t, errNone), errorOf(t, errA, "only-in-a", "only-nowhere"))
+	require.Equal(t, &client.Error{Status: 404, Code: "action_not_found", Message: `action "only-nowhere" is not installed`}, errorOf(t, errNone))
+
+	// Likewise for credentials: b's notes run fails the same way before
+	// and after a binds a notes credential, and a's run uses it.
+	_, before := cb.Run(context.Background(), "list", nil)
+	s.tenantEnv("a").ok(notesKey+"\n", "vault", "set", "notes-key", "--kind", "api_key", "--connector", notesM.Connector.Name.String())
+	_, after := cb.Run(context.Background(), "list", nil)
+	require.Equal(t, errorOf(t, before), errorOf(t, after))
+	require.Contains(t, after.Error(), "none is bound to it")
+	_, err = ca.Run(context.Background(), "list", nil)
+	require.NoError(t, err)
+
+	// Tenants list their own actions only.
+	acts, err := cb.Actions(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{"list", "whoami"}, actionNames(acts))
+	acts, err = ca.Actions(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []string{"list", "only-in-a", "whoami"}, actionNames(acts))
+
+	// The CLI client prints what a local run prints, and exits the same
+	// way, for a result and for a failed step.
+	sockEnv := "AILERON_SERVER=unix://" + s.sock
+	local := s.tenantEnv("a").aileron("", "run", "whoami")
+	remote := runWithEnv(t, []string{sockEnv, "AILERON_TOKEN=token-of-tenant-a-1c9e4f"}, "run", "whoami")
+	require.Equal(t, 0, remote.code, remote.stderr)
+	require.Equal(t, normalizeEcho(local.stdout), normalizeEcho(remote.stdout))
+	s.installAction("a", hostile, "hostile", "crash", "exit_code", "{}")
+	local = s.tenantEnv("a").aileron("", "run", "crash")
+	remote = runWithEnv(t, []string{sockEnv, "AILERON_TOKEN=token-of-tenant-a-1c9e4f"}, "run", "crash")
+	require.Equal(t, 1, local.code)
+	require.Equal(t, local.code, remote.code)
+	// (A local run also warns about the tenant's unsafe_allow_loopback;
+	// the server logs that instead.)
+	require.Equal(t, lastLine(local.stderr), remote.stderr)
+	require.Equal(t, local.stdout, remote.stdout)
+
+	// Metrics count the runs by tenant.
+	require.Equal(t, float64(perTenant), s.metric("aileron_runs_total", `tenant="b"`, `outcome="ok"`))
+	require.Equal(t, float64(2), s.metric("aileron_runs_total", `tenant="b"`, `outcome="refused"`))
+}
+
+// normalizeEcho drops the parts of an echo answer that differ between two
+// runs (dates, lengths).
+func normalizeEcho(s string) string {
+	return regexp.MustCompile(`(?m)^.*"(Date|Content-Length)".*$\n(.*\n)?`).ReplaceAllString(s, "")
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	return lines[len(lines)-1] + "\n"
+}
+
+func assertNoErr(t *testing.T, err error) bool {
+	t.Helper()
+	if err != nil {
+		t.Errorf("run: %v", err)
+		return false
+	}
+	return true
+}
+
+// errorOf returns err as a *client.Error, with old replaced by new in its
+// message.
+func errorOf(t *testing.T, err error, oldNew ...string) *client.Error {
+	t.Helper()
+	require.Error(t, err)
+	ce, ok := err.(*client.Error)
+	require.True(t, ok, "%T %v", err, err)
+	out := *ce
+	for i := 0; i+1 < len(oldNew); i += 2 {
+		out.Message = strings.ReplaceAll(out.Message, oldNew[i], oldNew[i+1])
+	}
+	return &out
+}
+
+func actionNames(as []client.ActionInfo) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.Name
+	}
+	return out
+}
+
+// runWithEnv runs the aileron CLI with no AILERON_HOME and extra
+// environment.
+func runWithEnv(t *testing.T, extraEnv []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "aileron"), args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AILERON_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "AILERON_HOME="+t.TempDir())
+	cmd.Env = append(cmd.Env, extraEnv...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("aileron %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+var _ = atomic.Int64{}
+var _ = ecdsa.PublicKey{}
+var _ = elliptic.P256
+var _ = rand.Reader
+var _ = x509.Certificate{}
+var _ = pkix.Name{}
+var _ = pem.Block{}
+var _ = big.NewInt
