@@ -116,6 +116,12 @@ func (s *Server) accessLog(h http.Handler) http.Handler {
 		if sw.code != "" {
 			args = append(args, logCode, sw.code)
 		}
+		// Shed requests are counted in the metrics; logging each one would
+		// let a flood cost the server its log too.
+		if sw.status == http.StatusTooManyRequests || sw.code == codeOverloaded {
+			s.log.Debug("request", args...)
+			return
+		}
 		s.log.Info("request", args...)
 	})
 }
