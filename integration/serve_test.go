@@ -4,9 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +21,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,13 +71,17 @@ type serveTenant struct {
 	quota string
 }
 
-// slowService answers /slow after a second, for runs that are in flight
-// long enough to be interrupted.
+// slowService answers after ?ms= milliseconds (default 1000), for runs
+// that are in flight long enough to be interrupted.
 type slowService struct{}
 
 func (slowService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d := time.Second
+	if ms, err := strconv.Atoi(r.URL.Query().Get("ms")); err == nil {
+		d = time.Duration(ms) * time.Millisecond
+	}
 	select {
-	case <-time.After(time.Second):
+	case <-time.After(d):
 	case <-r.Context().Done():
 	}
 	_, _ = w.Write([]byte(`{"slow":true}`))
@@ -89,7 +101,10 @@ func newServeEnv(t *testing.T, extra string, tenants ...serveTenant) *serveEnv {
 		echo: &echoService{}, notes: notes.New(notesKey), routes: map[string]string{}}
 	ca, err := testca.New()
 	require.NoError(t, err)
-	for name, h := range map[string]http.Handler{"echo.example.com": s.echo, "notes.example.com": s.notes, "slow.example.com": slowService{}} {
+	echo := http.NewServeMux()
+	echo.Handle("/slow", slowService{})
+	echo.Handle("/", s.echo)
+	for name, h := range map[string]http.Handler{"echo.example.com": echo, "notes.example.com": s.notes} {
 		tlsCfg, err := ca.ServerConfig(name)
 		require.NoError(t, err)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -701,4 +716,480 @@ func floodUntil(t *testing.T, stop chan struct{}, sock, token string, got func(c
 			got(e.Code)
 		}
 	}
+}
+
+// withHostile installs the hostile connector for tenant with a credential
+// bound to it, and actions name -> {intent, with}.
+func (s *serveEnv) withHostile(tenant string, actions map[string][2]string) {
+	s.t.Helper()
+	m := packages["hostile"]
+	e := s.tenantEnv(tenant)
+	e.ok("", "connector", "install", "--yes", pkgDirs["hostile"])
+	e.ok("sk-"+tenant+"-3b9d0f6a2c\n", "vault", "set", "key", "--kind", "api_key", "--connector", m.Connector.Name.String())
+	for name, a := range actions {
+		e.ok("", "action", "add", e.action(m, name, a[0], a[1]))
+	}
+}
+
+// waitInFlight waits until tenant has n runs in flight.
+func (s *serveEnv) waitInFlight(tenant string, n int) {
+	s.t.Helper()
+	require.Eventually(s.t, func() bool {
+		return s.metric("aileron_runs_in_flight", `tenant="`+tenant+`"`) == float64(n)
+	}, 30*time.Second, 10*time.Millisecond)
+}
+
+// runAsync starts a run and returns a channel with its outcome.
+func runAsync(c *client.Client, action string) chan error {
+	ch := make(chan error, 1)
+	go func() {
+		_, err := c.Run(context.Background(), action, nil)
+		ch <- err
+	}()
+	return ch
+}
+
+func waitErr(t *testing.T, ch chan error, within time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(within):
+		t.Fatalf("run did not end within %s", within)
+		return nil
+	}
+}
+
+func (s *serveEnv) waitExit(within time.Duration) int {
+	s.t.Helper()
+	select {
+	case <-s.exited:
+	case <-time.After(within):
+		s.t.Fatalf("aileron serve did not exit within %s: %s", within, s.stderr.String())
+	}
+	return s.cmd.ProcessState.ExitCode()
+}
+
+const slowWith = `{ url = "https://echo.example.com/slow?ms=1500" }`
+
+// TestServe_SIGTERMDrains: a run in flight when SIGTERM arrives finishes
+// and is answered; new connections are refused; the server exits 0 with
+// nothing left behind.
+func TestServe_SIGTERMDrains(t *testing.T) {
+	s := newServeEnv(t, "[pool]\nsize = 1", serveTenant{name: "a", token: "drain-token-a-0f3c9b1e"})
+	s.withHostile("a", map[string][2]string{"slow": {"fetch", slowWith}})
+	s.start()
+	c := s.client("drain-token-a-0f3c9b1e")
+	run := runAsync(c, "slow")
+	s.waitInFlight("a", 1)
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	require.Eventually(t, func() bool {
+		_, err := net.Dial("unix", s.sock)
+		return err != nil
+	}, 5*time.Second, 10*time.Millisecond, "the server still accepts connections while draining")
+	require.NoError(t, waitErr(t, run, 20*time.Second), "the run in flight was not drained")
+	require.Equal(t, 0, s.waitExit(20*time.Second), s.stderr.String())
+	require.Contains(t, s.stderr.String(), `"@message":"drained"`)
+	assertNoChildren(t)
+}
+
+// TestServe_DrainDeadlineCancels: past limits.drain_timeout the runs in
+// flight are cancelled (their workers killed) and told why.
+func TestServe_DrainDeadlineCancels(t *testing.T) {
+	s := newServeEnv(t, "[pool]\nsize = 1\n[limits]\ndrain_timeout = \"1s\"", serveTenant{name: "a", token: "drain-token-a-0f3c9b1e"})
+	s.withHostile("a", map[string][2]string{"sleep": {"sleep", "{}"}})
+	s.start()
+	c := s.client("drain-token-a-0f3c9b1e")
+	run := runAsync(c, "sleep")
+	s.waitInFlight("a", 1)
+	require.Eventually(t, hasWorker, 5*time.Second, 10*time.Millisecond, "%v", children())
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGTERM))
+	err := waitErr(t, run, 15*time.Second)
+	require.Equal(t, &client.Error{Status: 503, Code: "shutting_down", Message: "the server is shutting down: the run was cancelled and its workers killed"}, errorOf(t, err))
+	require.Equal(t, 0, s.waitExit(15*time.Second), s.stderr.String())
+	assertNoChildren(t)
+}
+
+// TestServe_SIGKILLLeavesNothing: a server killed with SIGKILL, with a run
+// in flight, a broker and a warm pool, leaves no process behind: every
+// child dies with it (Pdeathsig).
+func TestServe_SIGKILLLeavesNothing(t *testing.T) {
+	s := newServeEnv(t, "[pool]\nsize = 2", serveTenant{name: "a", token: "kill-token-a-55e0c7d1"})
+	s.withHostile("a", map[string][2]string{"sleep": {"sleep", "{}"}})
+	s.start()
+	c := s.client("kill-token-a-55e0c7d1")
+	run := runAsync(c, "sleep")
+	s.waitInFlight("a", 1)
+	var workers, brokers int
+	require.Eventually(t, func() bool {
+		workers, brokers = 0, 0
+		for _, c := range children() {
+			if strings.Contains(c, "aileron-worker") {
+				workers++
+			} else if strings.HasSuffix(strings.TrimSpace(c), "aileron broker") {
+				brokers++
+			}
+		}
+		return workers == 3 && brokers == 1 // the run's worker and the pool's two
+	}, 20*time.Second, 10*time.Millisecond, "%v", children())
+	require.NoError(t, s.cmd.Process.Kill())
+	s.waitExit(10 * time.Second)
+	require.Error(t, waitErr(t, run, 10*time.Second))
+	assertNoChildren(t)
+}
+
+// TestServe_HostileClients: malformed requests, oversized bodies, slow
+// clients, too many connections and unauthenticated calls each get a clear
+// answer, and a run in flight meanwhile finishes undisturbed.
+func TestServe_HostileClients(t *testing.T) {
+	const tok = "hostile-clients-token-9e2b"
+	s := newServeEnv(t, "[pool]\nsize = 2\n[limits]\nmax_body_bytes = 1024\nread_header_timeout = \"1s\"\nmax_connections = 16",
+		serveTenant{name: "a", token: tok})
+	s.withHostile("a", map[string][2]string{"slow": {"fetch", `{ url = "https://echo.example.com/slow?ms=4000" }`}})
+	s.installAction("a", packages["noop"], "noop", "noop", "noop", "{}")
+	s.start()
+	c := s.client(tok)
+	_, err := c.Run(context.Background(), "noop", nil) // compile, start the broker
+	require.NoError(t, err)
+	inFlight := runAsync(c, "slow")
+	s.waitInFlight("a", 1)
+
+	json := "application/json"
+	for _, tt := range []struct {
+		name, method, path, token, ctype, body string
+		status                                 int
+		want                                   client.Error
+	}{
+		{"no credentials", "POST", "/v1/runs", "", json, `{"action":"noop"}`, 401, client.Error{Code: "unauthenticated", Message: serve.ErrUnauthenticated.Error()}},
+		{"wrong token", "POST", "/v1/runs", "not-the-token-00000", json, `{"action":"noop"}`, 401, client.Error{Code: "unauthenticated", Message: "the bearer token is not valid"}},
+		{"health needs no credentials", "GET", "/healthz", "", "", "", 200, client.Error{}},
+		{"malformed json", "POST", "/v1/runs", tok, json, `{"action":`, 400, client.Error{Code: "bad_request", Message: "invalid request body: unexpected EOF"}},
+		{"unknown field", "POST", "/v1/runs", tok, json, `{"actoin":"noop"}`, 400, client.Error{Code: "bad_request", Message: `invalid request body: json: unknown field "actoin"`}},
+		{"two documents", "POST", "/v1/runs", tok, json, `{"action":"noop"}{"action":"noop"}`, 400, client.Error{Code: "bad_request", Message: "invalid request body: more than one JSON value"}},
+		{"no action", "POST", "/v1/runs", tok, json, `{"inputs":{}}`, 400, client.Error{Code: "bad_request", Message: `invalid request body: "action" is required: the name of an installed action`}},
+		{"path for an action", "POST", "/v1/runs", tok, json, `{"action":"../b/actions/x"}`, 400, client.Error{Code: "bad_request", Message: `invalid request body: action "../b/actions/x" is not an action name (a-z, 0-9 and '-', starting with a letter)`}},
+		{"wrong content type", "POST", "/v1/runs", tok, "text/plain", `{"action":"noop"}`, 415, client.Error{Code: "unsupported_media_type", Message: "send the request body as Content-Type: application/json"}},
+		{"oversized body", "POST", "/v1/runs", tok, json, `{"action":"noop","inputs":{"x":"` + strings.Repeat("a", 2000) + `"}}`, 413, client.Error{Code: "request_too_large", Message: "request body larger than 1024 bytes"}},
+		{"wrong method", "GET", "/v1/runs", tok, "", "", 405, client.Error{Code: "method_not_allowed", Message: "GET /v1/runs: use POST"}},
+		{"no such endpoint", "GET", "/v2/anything", tok, "", "", 404, client.Error{Code: "not_found", Message: "no such endpoint /v2/anything: the API is POST /v1/runs, GET /v1/actions, GET /healthz, GET /readyz"}},
+		{"bad input", "POST", "/v1/runs", tok, json, `{"action":"noop","inputs":{"x":1}}`, 400, client.Error{Code: "cannot_run"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			status, e := s.raw(tt.method, tt.path, tt.token, tt.ctype, []byte(tt.body))
+			require.Equal(t, tt.status, status)
+			if tt.want.Code == "cannot_run" {
+				require.Equal(t, tt.want.Code, e.Code)
+				require.NotEmpty(t, e.Message)
+				return
+			}
+			if tt.status != 200 {
+				require.Equal(t, tt.want, e)
+			}
+		})
+	}
+
+	// Slowloris: connections that send half a header and stall are cut
+	// off after read_header_timeout, and others are served meanwhile.
+	var slow []net.Conn
+	for i := 0; i < 10; i++ {
+		conn, err := net.Dial("unix", s.sock)
+		require.NoError(t, err)
+		_, err = conn.Write([]byte("POST /v1/runs HTTP/1.1\r\nHost: aileron\r\nX-Slow: "))
+		require.NoError(t, err)
+		slow = append(slow, conn)
+	}
+	_, err = c.Run(context.Background(), "noop", nil)
+	require.NoError(t, err, "a slow client delayed another")
+	for _, conn := range slow {
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, err := io.ReadAll(conn) // the server closes it (after a 408, maybe)
+		require.NoError(t, err, "the server did not cut a slow client off")
+		conn.Close()
+	}
+
+	// Past max_connections, connections are closed at once.
+	var idle []net.Conn
+	for i := 0; i < 20; i++ {
+		conn, err := net.Dial("unix", s.sock)
+		require.NoError(t, err)
+		idle = append(idle, conn)
+	}
+	require.Eventually(t, func() bool {
+		return s.metric("aileron_connections_rejected_total", `listener="unix"`) >= 4
+	}, 5*time.Second, 20*time.Millisecond)
+	for _, conn := range idle {
+		conn.Close()
+	}
+	require.Greater(t, s.metric("aileron_auth_failures_total", `listener="unix"`), 1.0)
+
+	// The run that was in flight all along finished normally.
+	require.NoError(t, waitErr(t, inFlight, 20*time.Second))
+	_, err = c.Run(context.Background(), "noop", nil)
+	require.NoError(t, err)
+}
+
+// testPKI makes a CA and certificates signed by it, written as PEM files.
+type testPKI struct {
+	t    *testing.T
+	dir  string
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	// CAPath is the CA certificate's file.
+	CAPath string
+}
+
+func newTestPKI(t *testing.T, name string) *testPKI {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	p := &testPKI{t: t, dir: t.TempDir(), cert: cert, key: key}
+	p.CAPath = p.write(name+"-ca.pem", "CERTIFICATE", der)
+	return p
+}
+
+func (p *testPKI) write(name, typ string, der []byte) string {
+	path := filepath.Join(p.dir, name)
+	require.NoError(p.t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
+	return path
+}
+
+// issue makes a leaf certificate for a server (on 127.0.0.1) or a client,
+// and returns its certificate and key files and the parsed certificate.
+func (p *testPKI) issue(name string, server bool) (certPath, keyPath string, cert *x509.Certificate) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(p.t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if server {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
+	require.NoError(p.t, err)
+	cert, err = x509.ParseCertificate(der)
+	require.NoError(p.t, err)
+	kder, err := x509.MarshalECPrivateKey(key)
+	require.NoError(p.t, err)
+	return p.write(name+".pem", "CERTIFICATE", der), p.write(name+"-key.pem", "EC PRIVATE KEY", kder), cert
+}
+
+// TestServe_MutualTLS: over TCP a client certificate from the configured
+// CA is required; its public key picks the tenant, or a token does.
+func TestServe_MutualTLS(t *testing.T) {
+	pki := newTestPKI(t, "aileron-test")
+	srvCert, srvKey, _ := pki.issue("server", true)
+	aCert, aKey, aX509 := pki.issue("client-a", false)
+	xCert, xKey, _ := pki.issue("client-unmapped", false)
+	other := newTestPKI(t, "other")
+	oCert, oKey, _ := other.issue("client-other-ca", false)
+
+	// The CLI prints the fingerprint the configuration takes.
+	fp := runWithEnv(t, nil, "serve", "fingerprint", aCert)
+	require.Equal(t, 0, fp.code, fp.stderr)
+	require.Equal(t, serve.SPKIFingerprint(aX509)+"\n", fp.stdout)
+
+	s := newServeEnv(t, "[pool]\nsize = 1", serveTenant{name: "a", certs: []string{serve.SPKIFingerprint(aX509)}}, serveTenant{name: "b", token: "tls-token-of-b-6d0e2a"})
+	s.tcp = fmt.Sprintf("tcp = \"127.0.0.1:0\"\ntls_cert = %q\ntls_key = %q\nclient_ca = %q", srvCert, srvKey, pki.CAPath)
+	s.writeConfig()
+	for _, tn := range []string{"a", "b"} {
+		s.installAction(tn, packages["noop"], "noop", "noop", "noop", "{}")
+	}
+	s.start()
+	addr := "https://" + s.tcpAddr
+	tlsClient := func(cert, key, token string) *client.Client {
+		c, err := client.New(client.Config{Address: addr, CertFile: cert, KeyFile: key, CAFile: pki.CAPath, Token: token})
+		require.NoError(t, err)
+		t.Cleanup(c.Close)
+		return c
+	}
+	ctx := context.Background()
+	_, err := tlsClient(aCert, aKey, "").Run(ctx, "noop", nil)
+	require.NoError(t, err, "a mapped certificate")
+	_, err = tlsClient(xCert, xKey, "").Run(ctx, "noop", nil)
+	require.Equal(t, &client.Error{Status: 401, Code: "unauthenticated", Message: serve.ErrUnauthenticated.Error()}, errorOf(t, err))
+	_, err = tlsClient(xCert, xKey, "tls-token-of-b-6d0e2a").Run(ctx, "noop", nil)
+	require.NoError(t, err, "an unmapped certificate with a token")
+	_, err = tlsClient(aCert, aKey, "tls-token-of-b-6d0e2a").Run(ctx, "noop", nil)
+	require.Equal(t, &client.Error{Status: 401, Code: "unauthenticated", Message: "the bearer token and the connection's identity belong to different tenants"}, errorOf(t, err))
+	_, err = tlsClient(oCert, oKey, "tls-token-of-b-6d0e2a").Run(ctx, "noop", nil)
+	require.ErrorContains(t, err, "tls", "a certificate from another CA")
+
+	// The CLI over mutual TLS.
+	r := runWithEnv(t, []string{"AILERON_CLIENT_CERT=" + aCert, "AILERON_CLIENT_KEY=" + aKey, "AILERON_SERVER_CA=" + pki.CAPath}, "run", "--server", addr, "noop")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "{\n  \"ok\": true\n}\n", r.stdout)
+}
+
+// TestServe_PeerUID: on the unix socket the peer's uid picks the tenant;
+// a user the server does not map is refused, and a user outside the
+// socket's group cannot connect at all.
+func TestServe_PeerUID(t *testing.T) {
+	s := newServeEnv(t, "[pool]\nsize = 1", serveTenant{name: "u", uids: []uint32{65533}})
+	// Group 65533 may connect (mode 0660 by default).
+	cfg, err := os.ReadFile(s.cfgPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(s.cfgPath, bytes.Replace(cfg, []byte("[listen]\n"), []byte("[listen]\nunix_group = \"65533\"\n"), 1), 0o600))
+	s.installAction("u", packages["noop"], "noop", "noop", "noop", "{}")
+	s.start()
+	fi, err := os.Stat(s.sock)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o660), fi.Mode().Perm())
+
+	// A copy of the CLI other users can run.
+	dir, err := os.MkdirTemp("", "aileron-uid-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	require.NoError(t, os.Chmod(dir, 0o755))
+	bin := filepath.Join(dir, "aileron")
+	b, err := os.ReadFile(filepath.Join(binDir, "aileron"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin, b, 0o755))
+	as := func(uid, gid uint32) result {
+		cmd := exec.Command(bin, "run", "--server", "unix://"+s.sock, "noop")
+		cmd.Env = []string{"HOME=/", "AILERON_HOME=/nonexistent"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			require.NoError(t, err)
+		}
+		return result{out.String(), errb.String(), code}
+	}
+	r := as(65533, 65533)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "{\n  \"ok\": true\n}\n", r.stdout)
+	r = as(65532, 65533)
+	require.Equal(t, 1, r.code)
+	require.Equal(t, "aileron: "+serve.ErrUnauthenticated.Error()+"\n", r.stderr)
+	r = as(65531, 65531)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "permission denied")
+}
+
+// TestServe_QuotasAndAdmission: a tenant past its concurrency quota gets
+// 429, the server past its admission cap sheds with 503, and a tenant that
+// spends its egress quota is refused by its broker; another tenant is
+// unaffected by any of it.
+func TestServe_QuotasAndAdmission(t *testing.T) {
+	s := newServeEnv(t, "[pool]\nsize = 2\n[limits]\nmax_concurrent_runs = 2",
+		serveTenant{name: "q", token: "quota-token-q-8c1f5e", quota: "concurrent_runs = 1\negress_requests_per_minute = 3"},
+		serveTenant{name: "r", token: "quota-token-r-2a7d9b"})
+	acts := map[string][2]string{
+		"slow":  {"fetch", `{ url = "https://echo.example.com/slow?ms=1500" }`},
+		"flood": {"flood", `{ url = "https://echo.example.com/headers", n = 3 }`},
+	}
+	s.withHostile("q", acts)
+	s.withHostile("r", acts)
+	s.start()
+	cq, cr := s.client("quota-token-q-8c1f5e"), s.client("quota-token-r-2a7d9b")
+	ctx := context.Background()
+
+	q1 := runAsync(cq, "slow")
+	s.waitInFlight("q", 1)
+	_, err := cq.Run(ctx, "slow", nil)
+	require.Equal(t, &client.Error{Status: 429, Code: "quota_exceeded", Message: "tenant q is running its maximum of 1 concurrent runs; retry when one finishes"}, errorOf(t, err))
+	r1 := runAsync(cr, "slow")
+	s.waitInFlight("r", 1)
+	_, err = cr.Run(ctx, "slow", nil)
+	require.Equal(t, &client.Error{Status: 503, Code: "overloaded", Message: "the server is running its maximum of 2 runs; retry shortly"}, errorOf(t, err))
+	require.NoError(t, waitErr(t, q1, 20*time.Second))
+	require.NoError(t, waitErr(t, r1, 20*time.Second))
+
+	// q has 2 egress requests left this minute: the flood's third is
+	// refused by q's broker. r floods freely.
+	_, err = cq.Run(ctx, "flood", nil)
+	ce := errorOf(t, err)
+	require.Equal(t, "egress_quota_exceeded", ce.Code, "%+v", ce)
+	require.Equal(t, "egress quota of 3 requests per minute of tenant q is spent; retry later", ce.Message)
+	_, err = cr.Run(ctx, "flood", nil)
+	require.NoError(t, err)
+
+	require.Equal(t, 1.0, s.metric("aileron_quota_rejections_total", `tenant="q"`, `quota="concurrent_runs"`))
+	require.Equal(t, 1.0, s.metric("aileron_admission_rejections_total", `reason="overloaded"`))
+	require.Equal(t, 1.0, s.metric("aileron_egress_denials_total", `tenant="q"`, `reason="egress_quota_exceeded"`))
+	require.Equal(t, 0.0, s.metric("aileron_egress_denials_total", `tenant="r"`))
+	require.Equal(t, 1.0, s.metric("aileron_runs_total", `tenant="q"`, `outcome="step_failed"`))
+}
+
+// TestServe_Reload: SIGHUP adds and removes tenants and changes quotas; a
+// configuration with an error is refused and the old one stays.
+func TestServe_Reload(t *testing.T) {
+	s := newServeEnv(t, "[pool]\nsize = 1", serveTenant{name: "a", token: "reload-token-a-1e8f3c"})
+	s.installAction("a", packages["noop"], "noop", "noop", "noop", "{}")
+	s.start()
+	ca := s.client("reload-token-a-1e8f3c")
+	_, err := ca.Run(context.Background(), "noop", nil)
+	require.NoError(t, err)
+
+	// Add c, remove a.
+	delete(s.tenants, "a")
+	s.addTenant(serveTenant{name: "c", token: "reload-token-c-94b0d7", quota: "runs_per_minute = 1"})
+	s.writeConfig()
+	r := s.cli("", "", "serve", "setup", "--config", s.cfgPath)
+	require.Equal(t, 0, r.code, r.stderr)
+	s.installAction("c", packages["noop"], "noop", "noop", "noop", "{}")
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGHUP))
+	cc := s.client("reload-token-c-94b0d7")
+	require.Eventually(t, func() bool {
+		_, err := cc.Run(context.Background(), "noop", nil)
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond, s.stderr.String())
+	_, err = cc.Run(context.Background(), "noop", nil)
+	require.Equal(t, "quota_exceeded", errorOf(t, err).Code, "the new tenant's quota")
+	_, err = ca.Run(context.Background(), "noop", nil)
+	require.Equal(t, &client.Error{Status: 401, Code: "unauthenticated", Message: "the bearer token is not valid"}, errorOf(t, err))
+
+	// A broken configuration changes nothing.
+	cfg, err := os.ReadFile(s.cfgPath)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(s.cfgPath, append([]byte("bogus = 1\n"), cfg...), 0o600))
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return strings.Contains(s.stderr.String(), `serve.toml:1:1: unknown key bogus`)
+	}, 10*time.Second, 20*time.Millisecond, s.stderr.String())
+	require.Contains(t, s.stderr.String(), "reload refused; the previous configuration stays in force")
+	_, err = cc.Run(context.Background(), "noop", nil)
+	require.Equal(t, "quota_exceeded", errorOf(t, err).Code)
+}
+
+// TestServe_StrictIsolation: the server refuses to start when an isolation
+// layer is missing, unless the configuration says relaxed, and then it
+// says so loudly.
+func TestServe_StrictIsolation(t *testing.T) {
+	s := newServeEnv(t, "[pool]\nsize = 1\n[isolation]\nunsafe_disable = [\"seccomp\"]", serveTenant{name: "a", token: "strict-token-a-7a2c0e"})
+	r := s.cli("", "", "serve", "--config", s.cfgPath)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "aileron: strict isolation: layers unavailable: seccomp (disabled by isolation.unsafe_disable in config.toml); fix the host (aileron doctor), or set isolation.mode = \"relaxed\" to run without them\n")
+
+	s.extra = "[pool]\nsize = 1\n[isolation]\nmode = \"relaxed\"\nunsafe_disable = [\"seccomp\"]"
+	s.writeConfig()
+	s.installAction("a", packages["noop"], "noop", "noop", "noop", "{}")
+	s.start()
+	require.Contains(t, s.stderr.String(), `"@message":"RELAXED ISOLATION: workers will run without an isolation layer"`)
+	res, err := s.client("strict-token-a-7a2c0e").Run(context.Background(), "noop", nil)
+	require.NoError(t, err)
+	require.NotContains(t, res.Isolation, "seccomp")
+	// The run's record is written as its workers go, after the answer.
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(s.data, "tenants", "a", "audit.jsonl"))
+		return bytes.Contains(b, []byte(`"isolation":"relaxed"`))
+	}, 10*time.Second, 20*time.Millisecond)
+
+	// A configuration error names the line and column.
+	require.NoError(t, os.WriteFile(s.cfgPath, []byte("data_dir = \"/x\"\n[listen]\nunix = \"/x.sock\"\nport = 1\n"), 0o600))
+	r = s.cli("", "", "serve", "--config", s.cfgPath)
+	require.Equal(t, 1, r.code)
+	require.Equal(t, "aileron: "+s.cfgPath+":4:1: unknown key listen.port\n", r.stderr)
 }
