@@ -126,6 +126,7 @@ type Config struct {
 
 // Client calls one server. It is safe for concurrent use.
 type Client struct {
+	addr  string
 	base  string
 	token string
 	http  *http.Client
@@ -141,7 +142,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("token: contains a line break")
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second, ResponseHeaderTimeout: 0}
-	c := &Client{token: cfg.Token, http: &http.Client{Transport: tr}}
+	c := &Client{addr: cfg.Address, token: cfg.Token, http: &http.Client{Transport: tr}}
 	switch u.Scheme {
 	case "unix":
 		if u.Host != "" || u.Path == "" || !strings.HasPrefix(u.Path, "/") {
@@ -229,7 +230,11 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("aileron server: %w", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // not the placeholder URL of a unix socket
+		}
+		return fmt.Errorf("cannot reach the aileron server at %s: %w", c.addr, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -237,7 +242,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("aileron server: read answer: %w", err)
+		return fmt.Errorf("aileron server at %s: read answer: %w", c.addr, err)
 	}
 	if resp.StatusCode/100 != 2 {
 		e := &Error{Status: resp.StatusCode}
@@ -247,7 +252,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		return e
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("aileron server: malformed answer: %w", err)
+		return fmt.Errorf("aileron server at %s: malformed answer: %w", c.addr, err)
 	}
 	return nil
 }
