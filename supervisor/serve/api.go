@@ -205,7 +205,11 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
 	if t == nil {
 		return
 	}
-	g, done := t.acquire(s.closeGen)
+	g, done, ok := t.acquire(s.closeGen)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, &client.Error{Code: codeUnauthenticated, Message: ErrUnauthenticated.Error()})
+		return
+	}
 	defer done()
 	out := client.ActionList{Actions: []client.ActionInfo{}}
 	for _, n := range g.sup.ActionNames() {
@@ -256,7 +260,7 @@ func (s *Server) decodeRun(w http.ResponseWriter, r *http.Request) (*client.RunR
 
 func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
-	defer s.inflight.Done()
+	defer s.inflight.Add(-1)
 	t := s.authenticate(w, r)
 	if t == nil {
 		return
@@ -294,7 +298,11 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	g, done := t.acquire(s.closeGen)
+	g, done, ok := t.acquire(s.closeGen)
+	if !ok { // removed by a reload since it authenticated
+		writeError(w, http.StatusUnauthorized, &client.Error{Code: codeUnauthenticated, Message: ErrUnauthenticated.Error()})
+		return
+	}
 	defer done()
 	// Security: the action is looked up in this tenant's home only, so
 	// another tenant's action is exactly as absent as a nonexistent one.

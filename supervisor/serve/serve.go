@@ -121,7 +121,7 @@ type Server struct {
 	// context is tied to it.
 	runCtx    context.Context
 	runCancel context.CancelFunc
-	inflight  sync.WaitGroup // run handlers
+	inflight  atomic.Int64   // run handlers running
 	bg        sync.WaitGroup // generations closing, audit polling
 	stopBg    chan struct{}
 
@@ -457,7 +457,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	drained := make(chan struct{})
 	go func() {
 		wg.Wait()
-		s.inflight.Wait()
+		waitZero(context.Background(), &s.inflight)
 		close(drained)
 	}()
 	var err error
@@ -468,7 +468,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("drain deadline passed: runs in flight cancelled")
 		s.log.Warn("drain deadline passed: cancelling runs in flight")
 		s.runCancel()
-		s.inflight.Wait()
+		waitZero(context.Background(), &s.inflight)
 		for _, srv := range s.servers {
 			srv.Close()
 		}
@@ -476,6 +476,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.runCancel()
 	s.closeAll()
 	return err
+}
+
+// waitZero waits until n is zero. (A WaitGroup would do, but a handler may
+// start, on a connection that was already reading a request, while
+// Shutdown waits, and WaitGroup forbids an Add concurrent with a Wait at
+// zero.)
+func waitZero(ctx context.Context, n *atomic.Int64) {
+	for n.Load() > 0 && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // closeAll stops the audit poller and closes every supervisor.

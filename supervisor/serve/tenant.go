@@ -33,13 +33,29 @@ type generation struct {
 	key     string
 	refs    int
 	retired bool
+	closed  bool
 }
 
-// acquire returns the current generation for one run; done must be called
-// when the run ends.
-func (t *tenant) acquire(closeGen func(*generation)) (*generation, func()) {
+// closeIfIdle marks g closed and reports whether the caller must close it:
+// once, when it is retired and no run holds it. t.mu is held.
+func (g *generation) closeIfIdle() bool {
+	if g.retired && g.refs == 0 && !g.closed {
+		g.closed = true
+		return true
+	}
+	return false
+}
+
+// acquire returns the current generation for one run and done, which must
+// be called when the run ends; or ok false if the tenant was removed (or
+// the server is stopping).
+func (t *tenant) acquire(closeGen func(*generation)) (g *generation, done func(), ok bool) {
 	t.mu.Lock()
-	g := t.cur
+	g = t.cur
+	if g == nil || g.retired {
+		t.mu.Unlock()
+		return nil, nil, false
+	}
 	g.refs++
 	t.mu.Unlock()
 	var once sync.Once
@@ -47,13 +63,13 @@ func (t *tenant) acquire(closeGen func(*generation)) (*generation, func()) {
 		once.Do(func() {
 			t.mu.Lock()
 			g.refs--
-			last := g.refs == 0 && g.retired
+			last := g.closeIfIdle()
 			t.mu.Unlock()
 			if last {
 				closeGen(g)
 			}
 		})
-	}
+	}, true
 }
 
 // replace makes g current and retires the old generation, closing it now
@@ -65,7 +81,7 @@ func (t *tenant) replace(g *generation, closeGen func(*generation)) {
 	idle := false
 	if old != nil && old != g {
 		old.retired = true
-		idle = old.refs == 0
+		idle = old.closeIfIdle()
 	}
 	t.mu.Unlock()
 	if idle {
@@ -80,9 +96,9 @@ func (t *tenant) retire(closeGen func(*generation)) {
 	g := t.cur
 	t.removed = true
 	idle := false
-	if g != nil && !g.retired {
+	if g != nil {
 		g.retired = true
-		idle = g.refs == 0
+		idle = g.closeIfIdle()
 	}
 	t.mu.Unlock()
 	if idle {

@@ -109,3 +109,34 @@ func TestRunResultWire(t *testing.T) {
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+// TestGenerations: a replaced or retired generation is closed exactly once,
+// after the last run that holds it; a removed tenant gives out nothing.
+func TestGenerations(t *testing.T) {
+	var closed []*generation
+	closeGen := func(g *generation) { closed = append(closed, g) }
+	tn := &tenant{name: "a"}
+	g1, g2 := &generation{key: "1"}, &generation{key: "2"}
+	tn.replace(g1, closeGen)
+	got, done, ok := tn.acquire(closeGen)
+	require.True(t, ok)
+	require.Same(t, g1, got)
+	tn.replace(g2, closeGen)
+	require.Empty(t, closed, "g1 is still running a run")
+	got2, done2, ok := tn.acquire(closeGen)
+	require.True(t, ok)
+	require.Same(t, g2, got2, "new runs get the new generation")
+	done()
+	done()
+	require.Equal(t, []*generation{g1}, closed)
+	tn.replace(g2, closeGen) // a reload that changed nothing
+	require.Len(t, closed, 1)
+	tn.retire(closeGen)
+	require.Len(t, closed, 1, "g2 still runs")
+	_, _, ok = tn.acquire(closeGen)
+	require.False(t, ok, "a removed tenant starts no run")
+	done2()
+	require.Equal(t, []*generation{g1, g2}, closed)
+	tn.retire(closeGen)
+	require.Len(t, closed, 2, "closed once")
+}
