@@ -790,6 +790,12 @@ func TestServe_SIGTERMDrains(t *testing.T) {
 		}
 		return err != nil
 	}, 5*time.Second, 10*time.Millisecond, "the server still accepts connections while draining")
+	resp, err := http.Get(s.metricsURL + "/readyz")
+	require.NoError(t, err, "health checks reach the server while it drains")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.JSONEq(t, `{"status":"draining"}`, string(b))
 	require.NoError(t, waitErr(t, run, 20*time.Second), "the run in flight was not drained")
 	require.Equal(t, 0, s.waitExit(20*time.Second), s.stderr.String())
 	require.Contains(t, s.stderr.String(), `"@message":"drained"`)

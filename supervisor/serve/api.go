@@ -106,7 +106,7 @@ func (s *Server) accessLog(h http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = 499 // the client went away before an answer
 		}
-		args := []any{logMethod, r.Method, logPath, r.URL.Path, logStatus, sw.status, logDuration, time.Since(start)}
+		args := []any{logMethod, r.Method, logPath, r.URL.Path, logStatus, sw.status, logDuration, float64(time.Since(start).Microseconds()) / 1000}
 		if sw.tenant != "" {
 			args = append(args, logTenant, sw.tenant)
 		}

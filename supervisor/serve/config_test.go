@@ -126,3 +126,18 @@ egress_bytes_per_minute = 1048576
 	_, err = LoadConfig(p)
 	require.EqualError(t, err, p+`: data_dir "d": must be an absolute path`)
 }
+
+// TestExampleConfig: the example configuration shipped for systemd is
+// valid (with a group that exists on any host).
+func TestExampleConfig(t *testing.T) {
+	b, err := os.ReadFile("../../examples/systemd/serve.toml")
+	require.NoError(t, err)
+	c, err := ParseConfig("serve.toml", b)
+	require.NoError(t, err)
+	require.Equal(t, "aileron", c.Listen.UnixGroup)
+	c.Listen.UnixGroup = "0"
+	s, err := c.check()
+	require.NoError(t, err)
+	require.True(t, s.strict)
+	require.Len(t, c.Tenants, 2)
+}

@@ -95,7 +95,7 @@ const (
 	logRunID    = "run_id"
 	logStatus   = "status"
 	logCode     = "code"
-	logDuration = "duration"
+	logDuration = "duration_ms"
 	logError    = "error"
 	logListener = "listener"
 	logMethod   = "method"
@@ -125,9 +125,10 @@ type Server struct {
 	bg        sync.WaitGroup // generations closing, audit polling
 	stopBg    chan struct{}
 
-	servers   []*http.Server
-	listeners []net.Listener
-	errc      chan error
+	servers    []*http.Server
+	metricsSrv *http.Server
+	listeners  []net.Listener
+	errc       chan error
 }
 
 // New checks the host and the configuration, prepares the data directory
@@ -407,7 +408,8 @@ func (s *Server) Start() error {
 		if err != nil {
 			return fail(fmt.Errorf("listen.metrics: %w", err))
 		}
-		all = append(all, served{newServer(s.metricsHandler(), "metrics"), newLimitListener(ln, 16, false, reject("metrics"))})
+		s.metricsSrv = newServer(s.metricsHandler(), "metrics")
+		all = append(all, served{s.metricsSrv, newLimitListener(ln, 16, false, reject("metrics"))})
 		s.log.Info("listening", logListener, "metrics", "address", ln.Addr().String())
 	}
 	for _, x := range all {
@@ -448,6 +450,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.log.Info("shutting down: draining runs in flight")
 	var wg sync.WaitGroup
 	for _, srv := range s.servers {
+		if srv == s.metricsSrv {
+			continue // health checks see /readyz say "draining" until the end
+		}
 		wg.Add(1)
 		go func(srv *http.Server) {
 			defer wg.Done()
@@ -474,6 +479,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.runCancel()
+	if s.metricsSrv != nil {
+		s.metricsSrv.Close()
+	}
 	s.closeAll()
 	return err
 }
