@@ -655,15 +655,7 @@ func TestServe_Load(t *testing.T) {
 	// No process left over: the pool's ready workers and one broker per
 	// tenant that ran.
 	require.Eventually(t, func() bool {
-		workers, brokers := 0, 0
-		for _, c := range children() {
-			switch {
-			case strings.Contains(c, "aileron-worker"):
-				workers++
-			case strings.HasSuffix(strings.TrimSpace(c), "aileron broker"):
-				brokers++
-			}
-		}
+		workers, brokers := procCounts()
 		return workers == 8 && brokers == 3
 	}, 10*time.Second, 50*time.Millisecond, "%v", children())
 }
@@ -809,6 +801,19 @@ func TestServe_DrainDeadlineCancels(t *testing.T) {
 	s.withHostile("a", map[string][2]string{"sleep": {"sleep", "{}"}})
 	s.start()
 	c := s.client("drain-token-a-0f3c9b1e")
+
+	// A caller that goes away cancels its run: the worker is killed.
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := make(chan error, 1)
+	go func() { _, err := c.Run(ctx, "sleep", nil); gone <- err }()
+	s.waitInFlight("a", 1)
+	cancel()
+	require.ErrorIs(t, waitErr(t, gone, 10*time.Second), context.Canceled)
+	s.waitInFlight("a", 0)
+	require.Eventually(t, func() bool { return s.metric("aileron_runs_total", `outcome="cancelled"`) == 1 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { w, _ := procCounts(); return w <= 1 }, 5*time.Second, 10*time.Millisecond,
+		"the cancelled run's worker outlived it (the pool keeps 1): %v", children())
+
 	run := runAsync(c, "sleep")
 	s.waitInFlight("a", 1)
 	require.Eventually(t, hasWorker, 5*time.Second, 10*time.Millisecond, "%v", children())
@@ -829,16 +834,8 @@ func TestServe_SIGKILLLeavesNothing(t *testing.T) {
 	c := s.client("kill-token-a-55e0c7d1")
 	run := runAsync(c, "sleep")
 	s.waitInFlight("a", 1)
-	var workers, brokers int
 	require.Eventually(t, func() bool {
-		workers, brokers = 0, 0
-		for _, c := range children() {
-			if strings.Contains(c, "aileron-worker") {
-				workers++
-			} else if strings.HasSuffix(strings.TrimSpace(c), "aileron broker") {
-				brokers++
-			}
-		}
+		workers, brokers := procCounts()
 		return workers == 3 && brokers == 1 // the run's worker and the pool's two
 	}, 20*time.Second, 10*time.Millisecond, "%v", children())
 	require.NoError(t, s.cmd.Process.Kill())
@@ -1207,4 +1204,17 @@ func TestServe_StrictIsolation(t *testing.T) {
 	r = s.cli("", "", "serve", "--config", s.cfgPath)
 	require.Equal(t, 1, r.code)
 	require.Equal(t, "aileron: "+s.cfgPath+":4:1: unknown key listen.port\n", r.stderr)
+}
+
+// procCounts counts our live worker and broker processes.
+func procCounts() (workers, brokers int) {
+	for _, c := range children() {
+		switch {
+		case strings.Contains(c, "aileron-worker"):
+			workers++
+		case strings.HasSuffix(strings.TrimSpace(c), "aileron broker"):
+			brokers++
+		}
+	}
+	return workers, brokers
 }
