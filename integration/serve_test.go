@@ -1206,13 +1206,35 @@ func TestServe_StrictIsolation(t *testing.T) {
 	require.Equal(t, "aileron: "+s.cfgPath+":4:1: unknown key listen.port\n", r.stderr)
 }
 
-// procCounts counts our live worker and broker processes.
+// procCounts counts our live workers and brokers. A worker may be two
+// processes (the first one waits for the worker proper, which is PID 1 of
+// its own PID namespace): only the outer one is counted.
 func procCounts() (workers, brokers int) {
-	for _, c := range children() {
-		switch {
-		case strings.Contains(c, "aileron-worker"):
-			workers++
-		case strings.HasSuffix(strings.TrimSpace(c), "aileron broker"):
+	isWorker := func(pid string) bool {
+		exe, err := os.Readlink(filepath.Join("/proc", pid, "exe"))
+		return err == nil && filepath.Base(strings.TrimSuffix(exe, " (deleted)")) == "aileron-worker"
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, d := range ents {
+		pid := d.Name()
+		stat, err := os.ReadFile(filepath.Join("/proc", pid, "stat"))
+		if err != nil || isZombie(stat) {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", pid, "exe"))
+		if err != nil || filepath.Dir(strings.TrimSuffix(exe, " (deleted)")) != filepath.Clean(binDir) {
+			continue
+		}
+		if isWorker(pid) {
+			// stat: pid (comm) state ppid ...
+			f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			if len(f) > 1 && !isWorker(f[1]) {
+				workers++
+			}
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", pid, "cmdline"))
+		if string(bytes.TrimRight(cmdline, "\x00")) == filepath.Join(binDir, "aileron")+"\x00broker" {
 			brokers++
 		}
 	}
