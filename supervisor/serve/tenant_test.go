@@ -95,7 +95,7 @@ func TestTenantSupervisorConfig_Errors(t *testing.T) {
 // field, so `run --server --json` prints what a local run prints.
 func TestRunResultWire(t *testing.T) {
 	in := supervisor.RunResult{RunID: "r", Action: "x", Output: json.RawMessage(`{"a":1}`), Isolation: []string{"seccomp"},
-		Steps: []supervisor.StepResult{{ID: "s", Connector: "c", Intent: "i", Output: json.RawMessage(`1`), DurationMS: 1.5, Log: "l"}}}
+		Steps: []supervisor.StepResult{{ID: "s", Connector: "c", Intent: "i", Output: json.RawMessage(`1`), DurationMS: 1.5, Attempts: 2, Log: "l"}}}
 	b, err := json.Marshal(in)
 	require.NoError(t, err)
 	dec := json.NewDecoder(bytesReader(b))

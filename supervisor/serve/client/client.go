@@ -67,7 +67,9 @@ type StepResult struct {
 	Intent     string          `json:"intent"`
 	Output     json.RawMessage `json:"output,omitempty"`
 	DurationMS float64         `json:"duration_ms"`
-	Log        string          `json:"log,omitempty"`
+	// Attempts is how many times the step ran (more than 1 after retries).
+	Attempts int    `json:"attempts"`
+	Log      string `json:"log,omitempty"`
 }
 
 // ActionList is the answer to GET /v1/actions.
