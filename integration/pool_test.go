@@ -2,10 +2,15 @@ package integration
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"aileron.dev/aileron/cas"
+	"aileron.dev/aileron/manifest"
+	"aileron.dev/aileron/supervisor"
 )
 
 // TestPool_Hammer runs many concurrent runs through a supervisor with a warm
@@ -44,4 +49,56 @@ func TestPool_Hammer(t *testing.T) {
 	require.Len(t, seen, 32)
 	require.NoError(t, s.sup.Close())
 	assertNoChildren(t)
+}
+
+// TestCompile_ConcurrentFirstRunsCompileOnce: runs that all find the module
+// not yet compiled share one compile; the others wait for its artifact.
+func TestCompile_ConcurrentFirstRunsCompileOnce(t *testing.T) {
+	home := t.TempDir()
+	store, err := cas.Open(filepath.Join(home, "store"))
+	require.NoError(t, err)
+	pkg, err := cas.ReadDir(pkgDirs["noop"])
+	require.NoError(t, err)
+	_, err = store.Put(pkg)
+	require.NoError(t, err)
+	m := packages["noop"]
+	a, err := manifest.ParseAction("a.toml", []byte(`[action]
+name = "noop"
+version = "0.1.0"
+[[requires.connectors]]
+name = "`+m.Connector.Name.String()+`"
+version = "`+m.Connector.Version+`"
+hash = "`+m.Connector.ProvenanceHash+`"
+capabilities = []
+[[steps]]
+id = "only"
+connector = "`+m.Connector.Name.String()+`"
+intent = "noop"
+`))
+	require.NoError(t, err)
+	sup, err := supervisor.New(supervisor.Config{Home: home, WorkerPath: filepath.Join(binDir, "aileron-worker"),
+		BrokerPath: filepath.Join(binDir, "aileron"), BrokerArgs: []string{"broker"}})
+	require.NoError(t, err)
+	p, err := sup.Prepare(a, nil)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := sup.RunPlan(context.Background(), p)
+			require.NoError(t, err)
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, sup.Close())
+	// The compiling worker is the one that needed over 50 MiB of memory.
+	_, charged, _ := workerStats(t, home)
+	compiles := 0
+	for _, kib := range charged {
+		if kib > 50<<10 {
+			compiles++
+		}
+	}
+	require.Equal(t, 1, compiles, "charged memory per worker (KiB): %v", charged)
 }

@@ -11,11 +11,35 @@ import (
 // compiled returns the path of the verified compiled artifact of inst for
 // w's engine configuration, compiling it in w (a sandboxed worker: compiling
 // is processing untrusted input) when the cache has none or a corrupt one.
+//
+// Concurrent runs that miss the cache for the same module share one compile
+// (Cranelift takes seconds; a cold server hit by N requests must not compile
+// N times); tenants that share a worker source share it too.
 func (s *Supervisor) compiled(w *workerProc, inst *cas.Installed) (string, error) {
 	id := w.configID
 	if id == "" {
 		return "", errors.New("worker reported no engine configuration")
 	}
+	path, err := s.store.Compiled(inst.Entry.Wasm, id)
+	if err == nil {
+		return path, nil
+	}
+	group := &s.compiles
+	if s.cfg.WorkerSource != nil {
+		group = &s.cfg.WorkerSource.compiles
+	}
+	v, err, _ := group.Do(string(inst.Entry.Wasm)+" "+id, func() (any, error) {
+		return s.compile(w, inst, id)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// compile compiles inst in w and stores the artifact, unless another
+// compile stored it meanwhile.
+func (s *Supervisor) compile(w *workerProc, inst *cas.Installed, id string) (string, error) {
 	path, err := s.store.Compiled(inst.Entry.Wasm, id)
 	if err == nil {
 		return path, nil

@@ -30,6 +30,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"golang.org/x/sync/singleflight"
 
 	"aileron.dev/aileron/broker"
 	"aileron.dev/aileron/cas"
@@ -95,6 +96,8 @@ type Supervisor struct {
 	workerErr  error
 
 	pool *pool
+	// compiles coalesces concurrent compiles of one module.
+	compiles singleflight.Group
 	// teardown tracks runs' workers being killed after their result was
 	// returned; Close waits for it.
 	teardown sync.WaitGroup
