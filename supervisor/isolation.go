@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -166,4 +167,26 @@ func applySpawn(ws workerSpawn, scratch string) func(cmd *exec.Cmd, socketDir st
 		}
 		return ws.cfg.Apply(cmd)
 	}
+}
+
+// removeStaleCgroups sweeps worker cgroups ("aileron/<pid>-w<n>") left by
+// supervisors that were killed before they could remove them: those whose
+// supervisor pid no longer runs.
+func removeStaleCgroups() {
+	_ = sandbox.RemoveStale("aileron", staleWorkerCgroup)
+}
+
+// staleWorkerCgroup reports whether a group named "<pid>-w<n>" belongs to a
+// supervisor that no longer runs. Names of any other shape are left alone.
+func staleWorkerCgroup(name string) bool {
+	pidText, n, ok := strings.Cut(name, "-w")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	if _, err := strconv.Atoi(n); err != nil {
+		return false
+	}
+	_, err = os.Stat("/proc/" + pidText)
+	return err != nil
 }

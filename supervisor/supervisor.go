@@ -168,6 +168,9 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, fmt.Errorf("scratch dir: %w", err)
 	}
 	s := &Supervisor{cfg: cfg, log: cfg.Logger.Named("supervisor"), store: store, scratch: scratch}
+	if cfg.WorkerSource == nil && !cfg.Isolation.disabled("cgroup") {
+		removeStaleCgroups()
+	}
 	if cfg.PoolSize > 0 {
 		s.pool = newPool(s, cfg.PoolSize)
 	}

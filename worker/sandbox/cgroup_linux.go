@@ -492,3 +492,40 @@ func probeCgroup() (bool, string) {
 	return true, fmt.Sprintf("v1 memory at %s, pids at %s; workers are moved in as they start, before any worker code runs (cgroup2 offers %v)",
 		m.v1["memory"], m.v1["pids"], v2Controllers(m.v2))
 }
+
+// RemoveStale removes the empty groups directly under parent (e.g.
+// "aileron") in every hierarchy for which stale reports true, given the
+// group's base name. A supervisor killed with SIGKILL cannot remove its
+// workers' groups; the next one sweeps them. Groups with processes are
+// never removed (rmdir refuses them anyway).
+func RemoveStale(parent string, stale func(name string) bool) error {
+	if err := checkCgroupName(parent); err != nil {
+		return err
+	}
+	m, err := findCgroupMounts()
+	if err != nil {
+		return err
+	}
+	var roots []string
+	if m.v2Usable() {
+		roots = append(roots, m.v2)
+	}
+	for _, ctl := range []string{"memory", "pids"} {
+		if m.v1[ctl] != "" {
+			roots = append(roots, m.v1[ctl])
+		}
+	}
+	for _, root := range roots {
+		dir := filepath.Join(root, parent)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if e.IsDir() && stale(e.Name()) {
+				_ = os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return nil
+}

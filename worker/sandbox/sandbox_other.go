@@ -74,3 +74,6 @@ func unsupportedReport() Report {
 
 // PeakMemory reports nothing outside Linux.
 func (c *Cgroup) PeakMemory() int64 { return 0 }
+
+// RemoveStale does nothing outside Linux.
+func RemoveStale(string, func(string) bool) error { return nil }
