@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"aileron.dev/aileron/cas"
+	"aileron.dev/aileron/cas/atomicfile"
 	"aileron.dev/aileron/manifest"
 )
 
@@ -128,26 +129,7 @@ func (s *Supervisor) AddAction(ctx context.Context, file string, data []byte, ai
 }
 
 func (s *Supervisor) writeAction(name string, data []byte) error {
-	if err := os.MkdirAll(s.actionsDir(), 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(s.actionsDir(), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(s.actionsDir(), name+".toml"))
+	return atomicfile.WriteFile(filepath.Join(s.actionsDir(), name+".toml"), data, 0o600, "")
 }
 
 // ConnectorUpdate is one connector of an action moving to a newer version.

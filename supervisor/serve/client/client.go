@@ -1,6 +1,9 @@
 // Package client talks to an `aileron serve` daemon: it runs installed
 // actions and lists them, over the daemon's unix socket or over mutual TLS.
-// It also defines the API's wire types, which the server uses too.
+// It also defines the API's wire types, which the server uses too. The run
+// document types mirror the supervisor's instead of importing them, so a
+// program that only talks to the daemon does not link the runtime;
+// TestRunResultWire in package serve keeps the two identical on the wire.
 //
 // # Addresses
 //
