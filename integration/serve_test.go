@@ -1145,6 +1145,27 @@ func TestServe_Reload(t *testing.T) {
 	_, err := ca.Run(context.Background(), "noop", nil)
 	require.NoError(t, err)
 
+	// A tenant whose config.toml is broken refuses the reload and leaves
+	// the unchanged tenants' supervisors alone (they are reused, not
+	// rebuilt, and must not be closed with what the reload built).
+	s.addTenant(serveTenant{name: "b", token: "reload-token-b-5d21aa"})
+	f, err := os.OpenFile(filepath.Join(s.data, "tenants", "b", "config.toml"), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("[limits]\ndeadline = \"soon\"\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	s.writeConfig()
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool {
+		return strings.Contains(s.stderr.String(), "reload refused")
+	}, 10*time.Second, 20*time.Millisecond, s.stderr.String())
+	require.Contains(t, s.stderr.String(), "limits.deadline")
+	_, err = ca.Run(context.Background(), "noop", nil)
+	require.NoError(t, err, "tenant a after a refused reload")
+	_, err = s.client("reload-token-b-5d21aa").Run(context.Background(), "noop", nil)
+	require.Equal(t, 401, errorOf(t, err).Status, "b was not added")
+	delete(s.tenants, "b")
+
 	// Add c, remove a.
 	delete(s.tenants, "a")
 	s.addTenant(serveTenant{name: "c", token: "reload-token-c-94b0d7", quota: "runs_per_minute = 1"})

@@ -157,8 +157,8 @@ example: head -c 32 /dev/urandom | base64`,
 	return cmd
 }
 
-// serveUntilSignal serves until SIGTERM/SIGINT (then drains), reloading on
-// SIGHUP.
+// serveUntilSignal serves until SIGTERM/SIGINT or a listener fails (then
+// drains, within limits.drain_timeout), reloading on SIGHUP.
 func (a *app) serveUntilSignal(srv *serve.Server, configPath string, log hclog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -166,6 +166,7 @@ func (a *app) serveUntilSignal(srv *serve.Server, configPath string, log hclog.L
 	stop := make(chan os.Signal, 2)
 	signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(stop)
+	var failed error
 	for {
 		select {
 		case <-hup:
@@ -179,8 +180,7 @@ func (a *app) serveUntilSignal(srv *serve.Server, configPath string, log hclog.L
 			continue
 		case err := <-srv.Err():
 			log.Error("a listener failed; shutting down", "error", err)
-			_ = srv.Shutdown(context.Background())
-			return err
+			failed = err
 		case <-stop:
 			// Only signals stop the server: the command's context is
 			// cancelled by the same first signal, and a copy of it must
@@ -203,5 +203,5 @@ func (a *app) serveUntilSignal(srv *serve.Server, configPath string, log hclog.L
 		log.Warn("shutdown", "error", err)
 	}
 	log.Info("stopped")
-	return nil
+	return failed
 }

@@ -187,8 +187,7 @@ func New(opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	for _, tc := range opts.Config.Tenants {
-		t := &tenant{name: tc.Name, home: tenantHome(dataDir, tc.Name), quota: newTenantQuota(tc.Quota),
-			audit: newAuditTail(filepath.Join(tenantHome(dataDir, tc.Name), "audit.jsonl"))}
+		t := newTenant(dataDir, tc)
 		t.replace(gens[tc.Name], s.closeGen)
 		s.tenants[tc.Name] = t
 	}
@@ -218,22 +217,33 @@ func (s *Server) checkIsolation(strict bool) error {
 	return nil
 }
 
+// newTenant is a tenant with no generation yet.
+func newTenant(dataDir string, tc TenantConfig) *tenant {
+	home := tenantHome(dataDir, tc.Name)
+	return &tenant{name: tc.Name, home: home, quota: newTenantQuota(tc.Quota),
+		audit: newAuditTail(filepath.Join(home, "audit.jsonl"))}
+}
+
 // buildGenerations builds a supervisor for every tenant of set whose
-// settings differ from its current generation's (all of them at start).
-// Nothing is applied: on error, everything built is closed.
-func (s *Server) buildGenerations(set *settings) (map[string]*generation, error) {
+// settings differ from its current generation's (all of them at start),
+// and reuses the current generation of the others. Nothing is applied: on
+// error, what it built is closed and the reused generations are untouched.
+func (s *Server) buildGenerations(set *settings) (_ map[string]*generation, err error) {
 	out := map[string]*generation{}
-	for _, tc := range set.cfg.Tenants {
-		cfg, err := tenantSupervisorConfig(set.cfg.DataDir, tc, s.base)
-		if err == nil {
-			cfg.Logger = s.opts.Logger.With(logTenant, tc.Name)
-		}
+	var built []*generation
+	defer func() {
 		if err != nil {
-			for _, g := range out {
+			for _, g := range built {
 				g.sup.Close()
 			}
+		}
+	}()
+	for _, tc := range set.cfg.Tenants {
+		cfg, err := tenantSupervisorConfig(set.cfg.DataDir, tc, s.base)
+		if err != nil {
 			return nil, err
 		}
+		cfg.Logger = s.opts.Logger.With(logTenant, tc.Name)
 		key := generationKey(cfg)
 		s.mu.Lock()
 		t := s.tenants[tc.Name]
@@ -252,12 +262,11 @@ func (s *Server) buildGenerations(set *settings) (map[string]*generation, error)
 		}
 		sup, err := supervisor.New(cfg)
 		if err != nil {
-			for _, g := range out {
-				g.sup.Close()
-			}
 			return nil, fmt.Errorf("tenant %s: %w", tc.Name, err)
 		}
-		out[tc.Name] = &generation{sup: sup, key: key}
+		g := &generation{sup: sup, key: key}
+		built = append(built, g)
+		out[tc.Name] = g
 	}
 	return out, nil
 }
@@ -309,11 +318,13 @@ func (s *Server) Reload(cfg *Config) error {
 			s.log.Warn("configuration changed in a part that is not reloaded; restart the server to apply it", "section", d.name)
 		}
 	}
-	// Keep what a reload does not change.
-	set.cfg.Listen, set.cfg.Isolation, set.cfg.Pool, set.cfg.Limits = old.cfg.Listen, old.cfg.Isolation, old.cfg.Pool, old.cfg.Limits
-	set.strict, set.poolSize, set.unixMode, set.unixGID = old.strict, old.poolSize, old.unixMode, old.unixGID
-	set.maxRuns, set.maxConns, set.maxBody = old.maxRuns, old.maxConns, old.maxBody
-	set.readHeaderTimeout, set.readTimeout, set.idleTimeout, set.drainTimeout = old.readHeaderTimeout, old.readTimeout, old.idleTimeout, old.drainTimeout
+	// Keep everything a reload does not change: only the tenants (and the
+	// authentication table built from them) are new.
+	kept := *old.cfg
+	kept.Tenants = cfg.Tenants
+	next := *old
+	next.cfg, next.auth = &kept, set.auth
+	set = &next
 	if err := Setup(set.cfg); err != nil {
 		return err
 	}
@@ -321,29 +332,32 @@ func (s *Server) Reload(cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// Reloads are serialized by reloadMu, so s.tenants changes only here.
 	s.mu.Lock()
-	next := map[string]*tenant{}
-	var removed []*tenant
+	cur := s.tenants
+	s.mu.Unlock()
+	tenants := map[string]*tenant{}
 	for _, tc := range set.cfg.Tenants {
-		t := s.tenants[tc.Name]
+		t := cur[tc.Name]
 		if t == nil {
-			t = &tenant{name: tc.Name, home: tenantHome(set.cfg.DataDir, tc.Name), quota: newTenantQuota(tc.Quota),
-				audit: newAuditTail(filepath.Join(tenantHome(set.cfg.DataDir, tc.Name), "audit.jsonl"))}
+			t = newTenant(set.cfg.DataDir, tc)
 		}
 		t.quota.set(tc.Quota)
-		next[tc.Name] = t
+		// Before publishing, so an added tenant is never seen without a
+		// generation (its callers would get 401).
+		t.replace(gens[tc.Name], s.closeGen)
+		tenants[tc.Name] = t
 	}
-	for name, t := range s.tenants {
-		if next[name] == nil {
+	var removed []*tenant
+	for name, t := range cur {
+		if tenants[name] == nil {
 			removed = append(removed, t)
 		}
 	}
-	s.tenants = next
+	s.mu.Lock()
+	s.tenants = tenants
 	s.set.Store(set)
 	s.mu.Unlock()
-	for name, g := range gens {
-		next[name].replace(g, s.closeGen)
-	}
 	for _, t := range removed {
 		t.retire(s.closeGen)
 	}
@@ -473,10 +487,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("drain deadline passed: runs in flight cancelled")
 		s.log.Warn("drain deadline passed: cancelling runs in flight")
 		s.runCancel()
-		waitZero(context.Background(), &s.inflight)
+		// Close the connections before waiting for the handlers: one
+		// blocked writing a result to a client that does not read
+		// returns only when its connection is closed.
 		for _, srv := range s.servers {
 			srv.Close()
 		}
+		waitZero(context.Background(), &s.inflight)
 	}
 	s.runCancel()
 	if s.metricsSrv != nil {
