@@ -20,7 +20,7 @@ demo: build
 	$(GO) run ./examples/demo -bin $(BIN)
 
 # Integration tests reuse the binaries built here (AILERON_TEST_BIN).
-test: build
+test: build check
 	AILERON_TEST_BIN=$(CURDIR)/$(BIN) AILERON_STRICT_TESTS=$${AILERON_STRICT_TESTS-1} \
 		$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) fuzz-ci

@@ -49,6 +49,12 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(tmp)
+		// Workers run as another uid and exec binaries and read the
+		// compiled cache below tmp: MkdirTemp's 0700 would shut them out.
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 		compiledCache = filepath.Join(tmp, "compiled")
 		if err := os.MkdirAll(compiledCache, 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, err)
