@@ -2,13 +2,11 @@ package serve
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -48,8 +46,6 @@ func withListener(h http.Handler, name string) http.Handler {
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), listenerKey{}, name)))
 	})
 }
-
-func tlsListener(ln net.Listener, c *tls.Config) net.Listener { return tls.NewListener(ln, c) }
 
 // apiHandler serves the API listeners.
 func (s *Server) apiHandler() http.Handler {

@@ -4,12 +4,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os/user"
 	"strconv"
 	"strings"
+
+	"aileron.dev/aileron/cas"
 )
 
 // Authentication errors. Each is answered with 401 and code
@@ -103,18 +104,12 @@ func (a *authTable) authenticate(id identity) (string, error) {
 
 // HashToken returns the "sha256:<hex>" form of a bearer token that the
 // configuration stores.
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func HashToken(token string) string { return string(cas.Sum([]byte(token))) }
 
 // SPKIFingerprint returns "sha256:<hex>" of a certificate's public key
 // (its SubjectPublicKeyInfo), which is how tenants name their client
 // certificates.
-func SPKIFingerprint(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func SPKIFingerprint(c *x509.Certificate) string { return string(cas.Sum(c.RawSubjectPublicKeyInfo)) }
 
 // lookupGroup resolves a group name or numeric gid.
 func lookupGroup(g string) (int, error) {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"aileron.dev/aileron/cas"
 )
 
 // Config is the server's configuration file (`aileron serve --config
@@ -219,10 +221,7 @@ func ParseConfig(file string, b []byte) (*Config, error) {
 	return &c, nil
 }
 
-var (
-	tenantNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	sha256RE     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-)
+var tenantNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
 // check validates c and returns its settings. It never half-applies: any
 // problem is an error naming the key.
@@ -276,7 +275,8 @@ func (c *Config) check() (*settings, error) {
 	default:
 		return nil, fmt.Errorf("isolation.mode %q: must be strict or relaxed", c.Isolation.Mode)
 	}
-	if w := c.Isolation.WorkerSHA256; w != "" && !sha256RE.MatchString(w) {
+	if _, err := cas.ParseDigest(c.Isolation.WorkerSHA256); c.Isolation.WorkerSHA256 != "" && err != nil {
+		w := c.Isolation.WorkerSHA256
 		return nil, fmt.Errorf("isolation.worker_sha256 %q: want sha256:<64 lowercase hex digits>", w)
 	}
 	s.poolSize = defaultPoolSize
@@ -389,9 +389,10 @@ func positive(key string, v, def int) (int, error) {
 // parseSHA256 parses "sha256:<64 hex>".
 func parseSHA256(s string) ([32]byte, error) {
 	var out [32]byte
-	if !sha256RE.MatchString(s) {
+	d, err := cas.ParseDigest(s)
+	if err != nil {
 		return out, fmt.Errorf("%q is not sha256:<64 lowercase hex digits>", s)
 	}
-	_, err := hex.Decode(out[:], []byte(s[len("sha256:"):]))
+	_, err = hex.Decode(out[:], []byte(d.Hex()))
 	return out, err
 }

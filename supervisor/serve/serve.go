@@ -54,6 +54,7 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -220,7 +221,7 @@ func (s *Server) checkIsolation(strict bool) error {
 // newTenant is a tenant with no generation yet.
 func newTenant(dataDir string, tc TenantConfig) *tenant {
 	home := tenantHome(dataDir, tc.Name)
-	return &tenant{name: tc.Name, home: home, quota: newTenantQuota(tc.Quota),
+	return &tenant{name: tc.Name, quota: newTenantQuota(tc.Quota),
 		audit: newAuditTail(filepath.Join(home, "audit.jsonl"))}
 }
 
@@ -414,7 +415,7 @@ func (s *Server) Start() error {
 			return fail(fmt.Errorf("listen.tcp: %w", err))
 		}
 		srv := newServer(withListener(api, "tcp"), "tcp")
-		all = append(all, served{srv, tlsListener(newLimitListener(ln, set.maxConns, false, reject("tcp")), tc)})
+		all = append(all, served{srv, tls.NewListener(newLimitListener(ln, set.maxConns, false, reject("tcp")), tc)})
 		s.log.Info("listening", logListener, "tcp", "address", ln.Addr().String(), "tls", "mutual")
 	}
 	if l.Metrics != "" {

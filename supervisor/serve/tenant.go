@@ -15,13 +15,11 @@ import (
 // reloads) and the current generation of its supervisor.
 type tenant struct {
 	name  string
-	home  string
 	quota *tenantQuota
 	audit *auditTail
 
-	mu      sync.Mutex
-	cur     *generation
-	removed bool
+	mu  sync.Mutex
+	cur *generation
 }
 
 // generation is one supervisor of a tenant, built from one reading of the
@@ -94,7 +92,6 @@ func (t *tenant) replace(g *generation, closeGen func(*generation)) {
 func (t *tenant) retire(closeGen func(*generation)) {
 	t.mu.Lock()
 	g := t.cur
-	t.removed = true
 	idle := false
 	if g != nil {
 		g.retired = true

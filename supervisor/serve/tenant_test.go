@@ -98,7 +98,7 @@ func TestRunResultWire(t *testing.T) {
 		Steps: []supervisor.StepResult{{ID: "s", Connector: "c", Intent: "i", Output: json.RawMessage(`1`), DurationMS: 1.5, Attempts: 2, Log: "l"}}}
 	b, err := json.Marshal(in)
 	require.NoError(t, err)
-	dec := json.NewDecoder(bytesReader(b))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var out client.RunResult
 	require.NoError(t, dec.Decode(&out))
@@ -107,8 +107,6 @@ func TestRunResultWire(t *testing.T) {
 	require.JSONEq(t, string(b), string(b2))
 	require.Equal(t, string(b), string(b2), "same field order")
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
 // TestGenerations: a replaced or retired generation is closed exactly once,
 // after the last run that holds it; a removed tenant gives out nothing.
