@@ -64,22 +64,11 @@ func CheckPackage(name string, manifestBytes, wasm []byte) (*manifest.Manifest, 
 
 // ReadDir reads an unsigned development package from a directory.
 func ReadDir(dir string) (*Package, error) {
-	read := func(name string, max int64) ([]byte, error) {
-		p := filepath.Join(dir, name)
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if st.Size() > max {
-			return nil, fmt.Errorf("%s is %d bytes, over the limit of %d", p, st.Size(), max)
-		}
-		return os.ReadFile(p)
-	}
-	mb, err := read(ManifestFile, MaxManifestBytes)
+	mb, err := readLimited(filepath.Join(dir, ManifestFile), MaxManifestBytes)
 	if err != nil {
 		return nil, err
 	}
-	wasm, err := read(WasmFile, MaxWasmBytes)
+	wasm, err := readLimited(filepath.Join(dir, WasmFile), MaxWasmBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"aead.dev/minisign"
 
@@ -233,12 +234,32 @@ func (in *Installer) Local(dir string) (*Fetched, error) {
 	return f, nil
 }
 
+// readLimited reads the regular file at path, refusing one over max bytes.
+//
+// Security: a package directory is someone else's: its files may be
+// symlinks to /dev/zero (endless: memory exhaustion) or FIFOs (opening one
+// blocks until a writer comes: a hang). Only regular files are read, and
+// the file is opened without blocking and checked again through its
+// descriptor, so a file swapped after the first check is refused too.
 func readLimited(path string, max int64) ([]byte, error) {
-	fh, err := os.Open(path)
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := regularFile(path, st); err != nil {
+		return nil, err
+	}
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
+	if st, err = fh.Stat(); err != nil {
+		return nil, err
+	}
+	if err := regularFile(path, st); err != nil {
+		return nil, err
+	}
 	b, err := io.ReadAll(io.LimitReader(fh, max+1))
 	if err != nil {
 		return nil, err
@@ -247,6 +268,28 @@ func readLimited(path string, max int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w (%d bytes)", path, ErrTooLarge, max)
 	}
 	return b, nil
+}
+
+// regularFile returns ErrNotRegular, saying what path is instead, unless
+// st is a regular file's.
+func regularFile(path string, st fs.FileInfo) error {
+	m := st.Mode()
+	var kind string
+	switch {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		kind = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeDevice != 0:
+		kind = "a device"
+	default:
+		kind = "not a regular file"
+	}
+	return fmt.Errorf("%s: %w: it is %s", path, ErrNotRegular, kind)
 }
 
 func (in *Installer) warn(msg string) {

@@ -41,6 +41,10 @@ var (
 	ErrCorrupt = errors.New("stored content does not match its hash")
 	// ErrTooLarge is returned when content exceeds the size limit.
 	ErrTooLarge = errors.New("content exceeds the size limit")
+	// ErrNotRegular is returned when a package file to read is a
+	// directory, a device, a pipe or a socket rather than a regular file
+	// (or a symlink to one).
+	ErrNotRegular = errors.New("not a regular file")
 )
 
 // ParseDigest checks s and returns it as a Digest.
