@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/gofrs/flock"
 
@@ -73,6 +74,11 @@ func (d Digest) Hex() string { return strings.TrimPrefix(string(d), "sha256:") }
 // Store is a content-addressed store rooted at a directory.
 type Store struct {
 	root string
+	// mu serialises the goroutines of this process: a second flock on
+	// the same handle returns at once, and the first unlock would
+	// release both, so the file lock alone excludes only other
+	// processes.
+	mu   sync.Mutex
 	lock *flock.Flock
 }
 
@@ -92,13 +98,18 @@ func Open(root string) (*Store, error) {
 // Root returns the store's directory.
 func (s *Store) Root() string { return s.root }
 
-// Lock takes the store's exclusive writer lock; the returned function
-// releases it.
+// Lock takes the store's exclusive writer lock, against other goroutines
+// and other processes; the returned function releases it.
 func (s *Store) Lock() (func(), error) {
+	s.mu.Lock()
 	if err := s.lock.Lock(); err != nil {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
-	return func() { _ = s.lock.Unlock() }, nil
+	return func() {
+		_ = s.lock.Unlock()
+		s.mu.Unlock()
+	}, nil
 }
 
 // BlobPath returns where the blob d lives (it may not exist).

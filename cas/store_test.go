@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -130,4 +131,31 @@ func TestStore_Compiled(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 	_, statErr := os.Stat(p)
 	require.True(t, os.IsNotExist(statErr), "corrupt artifact was not removed")
+}
+
+// TestStore_Lock_OneHandle: Lock excludes other goroutines using the same
+// Store, not only other processes.
+func TestStore_Lock_OneHandle(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	unlock, err := s.Lock()
+	require.NoError(t, err)
+	got := make(chan func(), 1)
+	go func() {
+		u, err := s.Lock()
+		require.NoError(t, err)
+		got <- u
+	}()
+	select {
+	case <-got:
+		t.Fatal("a second Lock on the same Store did not wait for the first")
+	case <-time.After(100 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case u := <-got:
+		u()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second Lock did not get the lock after the first was released")
+	}
 }

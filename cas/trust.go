@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"aead.dev/minisign"
@@ -136,6 +137,8 @@ func VerifySignature(authority string, key minisign.PublicKey, message, sig []by
 // installs that pin keys do not lose each other's writes.
 type Trust struct {
 	path string
+	// mu serialises this process's goroutines; see [Store.Lock].
+	mu   sync.Mutex
 	lock *flock.Flock
 }
 
@@ -209,10 +212,11 @@ func (t *Trust) Add(authority string, key minisign.PublicKey, origin string) err
 	if _, err := ParseAuthority(authority); err != nil {
 		return err
 	}
-	if err := t.lock.Lock(); err != nil {
-		return fmt.Errorf("lock %s: %w", t.path, err)
+	unlock, err := t.lockFile()
+	if err != nil {
+		return err
 	}
-	defer t.lock.Unlock()
+	defer unlock()
 	ks, err := t.read()
 	if err != nil {
 		return err
@@ -233,10 +237,11 @@ func (t *Trust) Add(authority string, key minisign.PublicKey, origin string) err
 
 // Remove unpins authority's key. Installed packages stay installed.
 func (t *Trust) Remove(authority string) error {
-	if err := t.lock.Lock(); err != nil {
-		return fmt.Errorf("lock %s: %w", t.path, err)
+	unlock, err := t.lockFile()
+	if err != nil {
+		return err
 	}
-	defer t.lock.Unlock()
+	defer unlock()
 	ks, err := t.read()
 	if err != nil {
 		return err
@@ -247,6 +252,20 @@ func (t *Trust) Remove(authority string) error {
 		}
 	}
 	return fmt.Errorf("%s: %w", authority, ErrUnknownAuthority)
+}
+
+// lockFile takes the trust file's writer lock, against other goroutines
+// and other processes; the returned function releases it.
+func (t *Trust) lockFile() (func(), error) {
+	t.mu.Lock()
+	if err := t.lock.Lock(); err != nil {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("lock %s: %w", t.path, err)
+	}
+	return func() {
+		_ = t.lock.Unlock()
+		t.mu.Unlock()
+	}, nil
 }
 
 func (t *Trust) write(ks []TrustedKey) error {
