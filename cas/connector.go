@@ -17,10 +17,17 @@ const (
 	SignatureFile = "manifest.toml.minisig"
 )
 
-// Size limits for package parts.
+// Size limits for package parts. [CheckPackage] enforces the first two, so
+// every way into the store (a directory, a download, packing, signing)
+// agrees; readers also stop reading there.
 const (
-	MaxManifestBytes  = 256 << 10
-	MaxWasmBytes      = 64 << 20
+	// MaxManifestBytes bounds a connector's manifest.toml. It is
+	// stricter than [manifest.MaxFileBytes], which bounds any TOML file
+	// the manifest package parses (actions too).
+	MaxManifestBytes = 256 << 10
+	// MaxWasmBytes bounds a connector's module.
+	MaxWasmBytes = 64 << 20
+	// MaxSignatureBytes bounds a minisign signature file.
 	MaxSignatureBytes = 4 << 10
 )
 
@@ -42,9 +49,18 @@ type Package struct {
 	KeyFingerprint string
 }
 
-// CheckPackage parses the manifest and checks that the wasm is the one the
-// manifest's provenance_hash names and imports nothing undeclared.
+// CheckPackage checks the parts' sizes, parses the manifest and checks that
+// the wasm is the one the manifest's provenance_hash names and imports
+// nothing undeclared.
 func CheckPackage(name string, manifestBytes, wasm []byte) (*manifest.Manifest, error) {
+	// The size is checked before parsing, so a manifest between this
+	// limit and manifest.MaxFileBytes is refused with this limit's number.
+	if len(manifestBytes) > MaxManifestBytes {
+		return nil, fmt.Errorf("%s: %w: a connector manifest may have at most %d bytes, and this one has %d", name, ErrTooLarge, MaxManifestBytes, len(manifestBytes))
+	}
+	if len(wasm) > MaxWasmBytes {
+		return nil, fmt.Errorf("%s: %w: a connector module may have at most %d bytes, and this one has %d", WasmFile, ErrTooLarge, MaxWasmBytes, len(wasm))
+	}
 	m, err := manifest.ParseManifest(name, manifestBytes)
 	if err != nil {
 		return nil, err

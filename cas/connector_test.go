@@ -1,6 +1,7 @@
 package cas
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -73,5 +74,31 @@ func TestReadPackage_NotRegular_Errors(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestCheckPackage_Size_Errors: the size limits hold for every way into
+// the store, because CheckPackage enforces them and every path calls it.
+func TestCheckPackage_Size_Errors(t *testing.T) {
+	ref := mustRef(t, "github://acme/big@1.0.0")
+	// Over MaxManifestBytes but under manifest.MaxFileBytes, so only
+	// the connector limit can refuse it.
+	bigManifest := append(manifestFor(ref, tinyWasm), bytes.Repeat([]byte("# pad\n"), MaxManifestBytes/6+1)...)
+	bigWasm := make([]byte, MaxWasmBytes+1)
+	copy(bigWasm, tinyWasm)
+	tests := []struct {
+		name     string
+		mb, wasm []byte
+		msg      string
+	}{
+		{"manifest", bigManifest, tinyWasm, "m.toml: content exceeds the size limit: a connector manifest may have at most 262144 bytes, and this one has 262326"},
+		{"wasm", manifestFor(ref, bigWasm), bigWasm, "connector.wasm: content exceeds the size limit: a connector module may have at most 67108864 bytes, and this one has 67108865"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := CheckPackage("m.toml", tt.mb, tt.wasm)
+			require.ErrorIs(t, err, ErrTooLarge)
+			require.EqualError(t, err, tt.msg)
+		})
 	}
 }
