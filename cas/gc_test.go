@@ -114,21 +114,7 @@ func TestStore_GC(t *testing.T) {
 func TestInstaller_FetchAction(t *testing.T) {
 	f := newInstall(t, true)
 	ref := mustRef(t, "github://acme/flows@1.0.0")
-	action := []byte(`[action]
-name = "flow"
-version = "1.0.0"
-
-[[requires.connectors]]
-name = "github://acme/tiny"
-version = "1.0.0"
-hash = "` + string(Sum(tinyWasm)) + `"
-capabilities = []
-
-[[steps]]
-id = "a"
-connector = "github://acme/tiny"
-intent = "noop"
-`)
+	action := flowAction
 	f.repo.set(f.repo.path(ref, ActionFile), action)
 	f.repo.set(f.repo.path(ref, ActionSignatureFile), Sign(f.repo.priv, action, "flow"))
 	fa, err := f.in.FetchAction(context.Background(), ref)
@@ -143,3 +129,20 @@ intent = "noop"
 	require.ErrorIs(t, err, ErrBadSignature)
 	require.Equal(t, "github://acme/flows@1.0.0: action.toml: signature does not verify with key $KEY of github://acme: the file or its signature was altered", scrub(err.Error(), f.repo))
 }
+
+// flowAction is a published action that requires github://acme/tiny.
+var flowAction = []byte(`[action]
+name = "flow"
+version = "1.0.0"
+
+[[requires.connectors]]
+name = "github://acme/tiny"
+version = "1.0.0"
+hash = "` + string(Sum(tinyWasm)) + `"
+capabilities = []
+
+[[steps]]
+id = "a"
+connector = "github://acme/tiny"
+intent = "noop"
+`)

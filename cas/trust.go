@@ -117,6 +117,19 @@ func Fingerprint(pk minisign.PublicKey) string {
 // package: the signed manifest pins the wasm's hash, so a valid signature
 // over the manifest binds both. Callers add which file was checked.
 func VerifySignature(authority string, key minisign.PublicKey, message, sig []byte) error {
+	return verifySignature(key, message, sig, authority+" is pinned to", "of "+authority, ErrKeyMismatch)
+}
+
+// verifyPublished is [VerifySignature] for the key a source publishes at
+// keyURL, which is not pinned yet: the errors say where the key came from.
+func verifyPublished(keyURL string, key minisign.PublicKey, message, sig []byte) error {
+	return verifySignature(key, message, sig, "the key published at "+keyURL+" is", "published at "+keyURL, ErrBadSignature)
+}
+
+// verifySignature checks sig. whose and from describe the key in errors
+// ("github://a is pinned to" key X; key X "of github://a"), and mismatch
+// is the error for a signature made by another key.
+func verifySignature(key minisign.PublicKey, message, sig []byte, whose, from string, mismatch error) error {
 	var s minisign.Signature
 	if len(sig) > MaxSignatureBytes {
 		return fmt.Errorf("%w: the signature is over %d bytes", ErrBadSignature, MaxSignatureBytes)
@@ -125,10 +138,10 @@ func VerifySignature(authority string, key minisign.PublicKey, message, sig []by
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if s.KeyID != key.ID() {
-		return fmt.Errorf("signed by key %s, but %s is pinned to key %s: %w", KeyID(s.KeyID), authority, KeyID(key.ID()), ErrKeyMismatch)
+		return fmt.Errorf("signed by key %s, but %s key %s: %w", KeyID(s.KeyID), whose, KeyID(key.ID()), mismatch)
 	}
 	if !minisign.Verify(key, message, sig) {
-		return fmt.Errorf("%w with key %s of %s: the file or its signature was altered", ErrBadSignature, KeyID(key.ID()), authority)
+		return fmt.Errorf("%w with key %s %s: the file or its signature was altered", ErrBadSignature, KeyID(key.ID()), from)
 	}
 	return nil
 }
