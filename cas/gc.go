@@ -88,14 +88,6 @@ func (s *Store) VerifyAll() ([]Problem, error) {
 	return out, nil
 }
 
-func (e Entry) digests() []Digest {
-	out := []Digest{e.Manifest, e.Wasm}
-	if e.Signature != "" {
-		out = append(out, e.Signature)
-	}
-	return out
-}
-
 // checkCompiled re-hashes one artifact against its sidecar without
 // changing anything.
 func (s *Store) checkCompiled(base string) error {

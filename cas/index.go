@@ -32,6 +32,15 @@ type Entry struct {
 	InstalledAt    time.Time `json:"installed_at"`
 }
 
+// digests returns every blob e names (decodeEntry checks each one).
+func (e Entry) digests() []Digest {
+	out := []Digest{e.Manifest, e.Wasm}
+	if e.Signature != "" {
+		out = append(out, e.Signature)
+	}
+	return out
+}
+
 // indexPath names an entry's file by the hash of its ref, so no FQN (a
 // gitlab path, a file:// path) can steer the file name.
 func (s *Store) indexPath(ref string) string {
@@ -61,7 +70,9 @@ func decodeEntry(ref string, b []byte) (Entry, error) {
 	if ref != "" && e.Ref != ref {
 		return Entry{}, fmt.Errorf("index entry for %s names %s: %w", ref, e.Ref, ErrCorrupt)
 	}
-	for _, d := range []Digest{e.Manifest, e.Wasm} {
+	// Security: each digest becomes a path (BlobPath), so a tampered
+	// entry must not name one outside the store.
+	for _, d := range e.digests() {
 		if _, err := ParseDigest(string(d)); err != nil {
 			return Entry{}, fmt.Errorf("index entry %s: %w", e.Ref, err)
 		}
