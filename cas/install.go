@@ -343,8 +343,10 @@ func (in *Installer) warn(msg string) {
 }
 
 // Commit stores a fetched package and pins its key if it was trusted on
-// first use. The key is pinned first, so a conflicting pin made meanwhile
-// stops the install, and unpinned again if storing fails.
+// first use. The key is pinned under the trust lock, after the package is
+// stored and only if it was: a conflicting pin made meanwhile stops the
+// install before anything is stored, and a failed install pins nothing
+// that another install could come to rely on.
 func (in *Installer) Commit(f *Fetched) (Entry, error) {
 	if f.Installed {
 		return in.Store.Entry(f.Ref.String())
@@ -352,22 +354,23 @@ func (in *Installer) Commit(f *Fetched) (Entry, error) {
 	if f.pkg == nil {
 		return Entry{}, fmt.Errorf("BUG(aileron): %s was not fetched", f.Ref)
 	}
-	authority := f.Ref.FQN.Authority()
-	pinned := false
-	if f.NewKey != nil {
-		if _, err := in.Trust.Key(authority); errors.Is(err, ErrUnknownAuthority) {
-			pinned = true
-		}
-		if err := in.Trust.Add(authority, *f.NewKey, f.keyOrigin); err != nil {
-			return Entry{}, fmt.Errorf("%s: %w", f.Ref, err)
-		}
+	var e Entry
+	var putErr error
+	put := func() error {
+		e, putErr = in.Store.Put(f.pkg)
+		return putErr
 	}
-	e, err := in.Store.Put(f.pkg)
-	if err != nil {
-		if pinned {
-			_ = in.Trust.Remove(authority)
-		}
-		return Entry{}, fmt.Errorf("install %s: %w", f.Ref, err)
+	var err error
+	if f.NewKey == nil {
+		err = put()
+	} else {
+		err = in.Trust.pinAfter(f.Ref.FQN.Authority(), *f.NewKey, f.keyOrigin, put)
+	}
+	switch {
+	case putErr != nil:
+		return Entry{}, fmt.Errorf("install %s: %w", f.Ref, putErr)
+	case err != nil:
+		return Entry{}, fmt.Errorf("%s: %w", f.Ref, err)
 	}
 	return e, nil
 }

@@ -596,3 +596,46 @@ func TestInstall_TrustOnFirstUse_VerifiesBeforeAsking(t *testing.T) {
 		})
 	}
 }
+
+// TestInstall_TrustOnFirstUse_FailedCommitKeepsOthersPin_Hammer: a commit
+// that fails unpins a key only if it pinned it itself. Here one commit
+// fails (its version is taken by other bytes) while another of the same
+// publisher succeeds: whichever pinned the key, the successful install's
+// key must stay pinned.
+func TestInstall_TrustOnFirstUse_FailedCommitKeepsOthersPin_Hammer(t *testing.T) {
+	for round := range 40 {
+		f := newInstall(t, false)
+		f.in.TrustOnFirstUse = func(string, minisign.PublicKey, string) error { return nil }
+		bad, good := mustRef(t, "github://acme/bad@1.0.0"), mustRef(t, "github://acme/good@1.0.0")
+		f.repo.publish(bad)
+		f.repo.publish(good)
+		feBad, err := f.in.Fetch(context.Background(), bad, "")
+		require.NoError(t, err)
+		feGood, err := f.in.Fetch(context.Background(), good, "")
+		require.NoError(t, err)
+		m, err := manifest.ParseManifest("m", manifestFor(bad, otherWasm))
+		require.NoError(t, err)
+		_, err = f.in.Store.Put(&Package{ManifestBytes: manifestFor(bad, otherWasm), Wasm: otherWasm, Manifest: m, Source: "dev"})
+		require.NoError(t, err)
+
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		var errBad, errGood error
+		wg.Add(2)
+		commitBad := func() { defer wg.Done(); <-start; _, errBad = f.in.Commit(feBad) }
+		commitGood := func() { defer wg.Done(); <-start; _, errGood = f.in.Commit(feGood) }
+		if round%2 == 0 { // the scheduler tends to run the last one first
+			go commitBad()
+			go commitGood()
+		} else {
+			go commitGood()
+			go commitBad()
+		}
+		close(start)
+		wg.Wait()
+		require.ErrorIs(t, errBad, ErrImmutable)
+		require.NoError(t, errGood)
+		_, err = f.in.Trust.Key("github://acme")
+		require.NoError(t, err, "round %d: a failed commit unpinned the key of a successful one", round)
+	}
+}

@@ -222,6 +222,16 @@ func (t *Trust) Key(authority string) (minisign.PublicKey, error) {
 // Add pins key for authority. Pinning the key already pinned is a no-op;
 // pinning another key for an authority that has one is ErrKeyMismatch.
 func (t *Trust) Add(authority string, key minisign.PublicKey, origin string) error {
+	return t.pinAfter(authority, key, origin, nil)
+}
+
+// pinAfter is [Trust.Add] that first runs store (if not nil), under the
+// trust lock, once the key is known not to conflict with a pin. If store
+// fails, nothing is pinned. Because the check, store and the write happen
+// under one lock, no other pin or removal comes between them, and nobody
+// sees a pin made for a package that then fails to install (and so nobody
+// relies on a pin that is then taken back).
+func (t *Trust) pinAfter(authority string, key minisign.PublicKey, origin string, store func() error) error {
 	if _, err := ParseAuthority(authority); err != nil {
 		return err
 	}
@@ -234,15 +244,24 @@ func (t *Trust) Add(authority string, key minisign.PublicKey, origin string) err
 	if err != nil {
 		return err
 	}
+	pinned := false
 	for _, k := range ks {
 		if k.Authority != authority {
 			continue
 		}
-		if k.PublicKey == key.String() {
-			return nil
+		if k.PublicKey != key.String() {
+			old, _ := ParsePublicKey([]byte(k.PublicKey))
+			return fmt.Errorf("%s is already pinned to key %s, not %s: %w; if the publisher really changed keys, run `aileron trust rm %s` first", authority, KeyID(old.ID()), KeyID(key.ID()), ErrKeyMismatch, authority)
 		}
-		old, _ := ParsePublicKey([]byte(k.PublicKey))
-		return fmt.Errorf("%s is already pinned to key %s, not %s: %w; if the publisher really changed keys, run `aileron trust rm %s` first", authority, KeyID(old.ID()), KeyID(key.ID()), ErrKeyMismatch, authority)
+		pinned = true
+	}
+	if store != nil {
+		if err := store(); err != nil {
+			return err
+		}
+	}
+	if pinned {
+		return nil
 	}
 	ks = append(ks, TrustedKey{Authority: authority, PublicKey: key.String(), Added: time.Now().UTC().Truncate(time.Second), Origin: origin})
 	return t.write(ks)
