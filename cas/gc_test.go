@@ -146,3 +146,23 @@ id = "a"
 connector = "github://acme/tiny"
 intent = "noop"
 `)
+
+// TestStore_IndexFileMisnamed: an entry copied under another entry's file
+// name (so Entry(ref) would find the wrong package) is refused by Entries
+// and reported by VerifyAll, which both read the index the same way.
+func TestStore_IndexFileMisnamed(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	e := putTiny(t, s, "github://acme/a@1.0.0", tinyWasm)
+	b, err := os.ReadFile(s.indexPath(e.Ref))
+	require.NoError(t, err)
+	other := filepath.Base(s.indexPath("github://acme/b@1.0.0"))
+	require.NoError(t, os.WriteFile(filepath.Join(s.Root(), "index", other), b, 0o600))
+	msg := "index file " + other + " holds github://acme/a@1.0.0: it is not named for that ref: stored content does not match its hash"
+	_, err = s.Entries()
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.EqualError(t, err, msg)
+	probs, err := s.VerifyAll()
+	require.NoError(t, err)
+	require.Equal(t, []Problem{{"index", other + " (github://acme/a@1.0.0)", msg}}, probs)
+}

@@ -107,30 +107,54 @@ func (s *Store) RemoveEntry(ref string) error {
 	return err
 }
 
-// Entries lists every index entry, sorted by ref.
+// Entries lists every index entry, sorted by ref. Any unreadable entry
+// is an error.
 func (s *Store) Entries() ([]Entry, error) {
-	ents, err := os.ReadDir(filepath.Join(s.root, "index"))
+	names, err := s.indexFiles()
 	if err != nil {
 		return nil, err
 	}
-	var out []Entry
-	for _, de := range ents {
-		if !strings.HasSuffix(de.Name(), ".json") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(s.root, "index", de.Name()))
+	out := make([]Entry, 0, len(names))
+	for _, name := range names {
+		e, err := s.readIndexFile(name)
 		if err != nil {
 			return nil, err
-		}
-		e, err := decodeEntry("", b)
-		if err != nil {
-			return nil, err
-		}
-		if filepath.Base(s.indexPath(e.Ref)) != de.Name() {
-			return nil, fmt.Errorf("index file %s holds %s: %w", de.Name(), e.Ref, ErrCorrupt)
 		}
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
 	return out, nil
+}
+
+// indexFiles returns the names of the index's entry files.
+func (s *Store) indexFiles() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, "index"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, de := range ents {
+		if strings.HasSuffix(de.Name(), ".json") {
+			names = append(names, de.Name())
+		}
+	}
+	return names, nil
+}
+
+// readIndexFile reads and checks the index file name. An entry held in a
+// file not named for its ref is returned with an error wrapping
+// ErrCorrupt, so the caller can say which ref it holds.
+func (s *Store) readIndexFile(name string) (Entry, error) {
+	b, err := os.ReadFile(filepath.Join(s.root, "index", name))
+	if err != nil {
+		return Entry{}, err
+	}
+	e, err := decodeEntry("", b)
+	if err != nil {
+		return Entry{}, err
+	}
+	if filepath.Base(s.indexPath(e.Ref)) != name {
+		return e, fmt.Errorf("index file %s holds %s: it is not named for that ref: %w", name, e.Ref, ErrCorrupt)
+	}
+	return e, nil
 }

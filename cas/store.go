@@ -163,22 +163,31 @@ func (s *Store) Read(d Digest, max int64) ([]byte, error) {
 
 // Verify re-hashes the blob d.
 func (s *Store) Verify(d Digest) error {
-	f, err := os.Open(s.BlobPath(d))
+	got, err := hashFile(s.BlobPath(d))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("blob %s: %w", d, ErrNotFound)
 	}
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	if "sha256:"+hex.EncodeToString(h.Sum(nil)) != string(d) {
+	if got != d {
 		return fmt.Errorf("blob %s: %w", d, ErrCorrupt)
 	}
 	return nil
+}
+
+// hashFile returns the Digest of the file at path, reading it in pieces.
+func hashFile(path string) (Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return Digest("sha256:" + hex.EncodeToString(h.Sum(nil))), nil
 }
 
 // writeAtomic writes data to path through a temp file in the store's tmp
