@@ -120,8 +120,8 @@ func (s *Store) Put(p *Package) (Entry, error) {
 	case err == nil && (old.Signature != "" || e.Signature == ""):
 		// Installed already, as well or better. Repair its blobs if one
 		// went missing or bad; otherwise this writes nothing.
-		for _, b := range [][]byte{p.ManifestBytes, p.Wasm} {
-			if _, err := s.PutBytes(b); err != nil {
+		for d, b := range map[Digest][]byte{e.Manifest: p.ManifestBytes, e.Wasm: p.Wasm} {
+			if _, err := s.putBlob(d, b); err != nil {
 				return Entry{}, err
 			}
 		}
@@ -135,21 +135,22 @@ func (s *Store) Put(p *Package) (Entry, error) {
 			_ = os.Remove(s.BlobPath(d))
 		}
 	}
-	for _, b := range [][]byte{p.ManifestBytes, p.Wasm, p.Signature} {
-		if len(b) == 0 {
-			continue
-		}
-		had := s.Has(Sum(b))
-		d, err := s.PutBytes(b)
+	blobs := map[Digest][]byte{e.Manifest: p.ManifestBytes, e.Wasm: p.Wasm}
+	if e.Signature != "" {
+		blobs[e.Signature] = p.Signature
+	}
+	for d, b := range blobs {
+		made, err := s.putBlob(d, b)
 		if err != nil {
 			undo()
 			return Entry{}, err
 		}
-		if !had {
+		if made {
 			created = append(created, d)
 		}
 	}
-	if err := s.PutEntry(e); err != nil {
+	// The immutability check above, under the same lock, is PutEntry's.
+	if err := s.writeEntry(e); err != nil {
 		undo()
 		return Entry{}, err
 	}

@@ -88,6 +88,11 @@ func (s *Store) PutEntry(e Entry) error {
 			return fmt.Errorf("%s is already installed with different content (wasm %s, now %s): %w", e.Ref, old.Wasm, e.Wasm, ErrImmutable)
 		}
 	}
+	return s.writeEntry(e)
+}
+
+// writeEntry writes e's index file, replacing any entry for its ref.
+func (s *Store) writeEntry(e Entry) error {
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return err

@@ -271,7 +271,8 @@ func (in *Installer) Local(dir string) (*Fetched, error) {
 		pkg.Signature, pkg.KeyFingerprint, f.Signed = sig, Fingerprint(key), true
 	}
 	if inst, err := in.Store.Connector(m.Ref().String()); err == nil {
-		if inst.Entry.Wasm == Sum(pkg.Wasm) && inst.Entry.Manifest == Sum(pkg.ManifestBytes) && (inst.Entry.Signature != "" || !f.Signed) {
+		// ReadDir proved the module's hash equal to provenance_hash.
+		if inst.Entry.Wasm == Digest(m.Connector.ProvenanceHash) && inst.Entry.Manifest == Sum(pkg.ManifestBytes) && (inst.Entry.Signature != "" || !f.Signed) {
 			f.Installed = true
 		}
 	}

@@ -127,15 +127,25 @@ func (s *Store) Has(d Digest) bool {
 // present writes nothing.
 func (s *Store) PutBytes(b []byte) (Digest, error) {
 	d := Sum(b)
-	if s.Has(d) {
-		if err := s.Verify(d); err == nil {
-			return d, nil
-		}
-	}
-	if err := s.writeAtomic(s.BlobPath(d), b, 0o400); err != nil {
-		return "", fmt.Errorf("store blob %s: %w", d, err)
+	if _, err := s.putBlob(d, b); err != nil {
+		return "", err
 	}
 	return d, nil
+}
+
+// putBlob stores b, whose digest is d (the caller computed it), and
+// reports whether the blob was absent before. A bad copy is replaced but
+// does not count as created, so undoing a failed install never removes a
+// blob it repaired.
+func (s *Store) putBlob(d Digest, b []byte) (created bool, err error) {
+	had := s.Has(d)
+	if had && s.Verify(d) == nil {
+		return false, nil
+	}
+	if err := s.writeAtomic(s.BlobPath(d), b, 0o400); err != nil {
+		return false, fmt.Errorf("store blob %s: %w", d, err)
+	}
+	return !had, nil
 }
 
 // Read returns the blob d after checking its hash, and at most max bytes.
