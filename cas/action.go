@@ -39,44 +39,17 @@ func (in *Installer) FetchAction(ctx context.Context, ref manifest.Ref) (*Fetche
 	if !Remote(ref.FQN) || in.Fetcher == nil {
 		return nil, fmt.Errorf("%s: %w: actions are published only on remote sources", ref, ErrBadSource)
 	}
-	b := in.Fetcher.Bases()
-	aURL, err := b.ReleaseURL(ref, ActionFile)
-	if err != nil {
-		return nil, err
-	}
-	sURL, _ := b.ReleaseURL(ref, ActionSignatureFile)
-	kURL, _ := b.ReleaseURL(ref, KeyFile)
-	ab, err := in.Fetcher.Get(ctx, aURL, ActionFile, manifest.MaxFileBytes, func(b []byte) error {
+	sf, err := in.fetchSigned(ctx, ref, ActionFile, ActionSignatureFile, manifest.MaxFileBytes, func(b []byte) error {
 		_, err := manifest.ParseAction(ActionFile, b)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	sig, err := in.Fetcher.Get(ctx, sURL, ActionSignatureFile, MaxSignatureBytes, func(b []byte) error {
-		var s minisign.Signature
-		return s.UnmarshalText(b)
-	})
-	if errors.Is(err, ErrNotPublished) {
-		return nil, fmt.Errorf("%s: %w: the release has no %s", ref, ErrUnsignedRemote, ActionSignatureFile)
+	if errors.Is(err, ErrUnsignedRemote) {
+		return nil, fmt.Errorf("%w (unsigned actions are added only from a local file)", err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	fa := &FetchedAction{Bytes: ab, Source: aURL, authority: ref.FQN.Authority()}
-	key, err := in.Trust.Key(fa.authority)
-	if errors.Is(err, ErrUnknownAuthority) {
-		if key, err = in.firstUse(ctx, fa.authority, kURL, sig); err != nil {
-			return nil, fmt.Errorf("%s: %w", ref, err)
-		}
-		fa.NewKey, fa.keyOrigin = &key, "trust on first use from "+kURL
-	} else if err != nil {
-		return nil, err
-	}
-	if err := VerifySignature(fa.authority, key, ab, sig); err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", ref, ActionFile, err)
-	}
-	return fa, nil
+	return &FetchedAction{Bytes: sf.bytes, Source: sf.release + "/" + ActionFile, NewKey: sf.newKey, authority: ref.FQN.Authority(), keyOrigin: sf.keyOrigin}, nil
 }
 
 // PinKey pins the key of an action trusted on first use; it does nothing

@@ -6,13 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
-	"time"
 )
 
 // The compiled cache keeps Module.Serialize output per (wasm hash, engine
@@ -63,48 +61,70 @@ var ErrCompiledMissing = errors.New("no compiled module cached")
 // its inode, size, modification and change times are unchanged.
 func (s *Store) Compiled(wasm Digest, configID string) (string, error) {
 	base := s.compiledBase(wasm, configID)
-	path := base + ".cwasm"
-	mb, err := os.ReadFile(base + ".json")
-	if errors.Is(err, fs.ErrNotExist) {
+	meta, err := s.checkArtifact(base, true)
+	switch {
+	case errors.Is(err, errNoSidecar):
 		return "", ErrCompiledMissing
-	}
-	if err != nil {
+	case errors.Is(err, ErrCorrupt), errors.Is(err, fs.ErrNotExist):
+		s.dropCompiled(base)
+		return "", fmt.Errorf("%w: %w", ErrCompiledMissing, err)
+	case err != nil:
 		return "", err
-	}
-	var meta compiledMeta
-	if err := json.Unmarshal(mb, &meta); err != nil || meta.Wasm != wasm || meta.ConfigID != configID {
+	case meta.Wasm != wasm || meta.ConfigID != configID:
+		// The same base name for another configuration: a collision
+		// of compiledBase's shortened hash.
 		s.dropCompiled(base)
 		return "", fmt.Errorf("%w: %w: bad sidecar", ErrCompiledMissing, ErrCorrupt)
 	}
+	return base + ".cwasm", nil
+}
+
+// errNoSidecar is returned by checkArtifact when an artifact has no
+// sidecar: it is missing, or still being written (the sidecar comes last).
+var errNoSidecar = errors.New("no sidecar with its hash")
+
+// checkArtifact checks the artifact base+".cwasm" against its sidecar,
+// changing nothing: the sidecar must be the one for its place (base is
+// compiledBase of the wasm and configuration it names), and the artifact
+// must have the size and sha256 the sidecar records. A problem with the
+// content wraps ErrCorrupt. With cached, an artifact verified before in
+// this process and unchanged since, as far as stat can tell, is not
+// re-hashed; one verified now is remembered.
+func (s *Store) checkArtifact(base string, cached bool) (compiledMeta, error) {
+	var meta compiledMeta
+	mb, err := os.ReadFile(base + ".json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return meta, errNoSidecar
+	}
+	if err != nil {
+		return meta, err
+	}
+	if err := json.Unmarshal(mb, &meta); err != nil || s.compiledBase(meta.Wasm, meta.ConfigID) != base {
+		return meta, fmt.Errorf("%w: bad sidecar", ErrCorrupt)
+	}
+	path := base + ".cwasm"
 	st, err := os.Stat(path)
 	if err != nil {
-		s.dropCompiled(base)
-		return "", ErrCompiledMissing
+		return meta, err
 	}
 	key := statKey(st)
-	if compiledVerified.ok(path, key, meta.Artifact) {
-		return path, nil
+	if cached && compiledVerified.ok(path, key, meta.Artifact) {
+		return meta, nil
 	}
 	if st.Size() != meta.Size {
-		s.dropCompiled(base)
-		return "", fmt.Errorf("%w: %w: size changed", ErrCompiledMissing, ErrCorrupt)
+		return meta, fmt.Errorf("%w: size changed", ErrCorrupt)
 	}
-	f, err := os.Open(path)
+	d, err := hashFile(path)
 	if err != nil {
-		return "", err
+		return meta, err
 	}
-	h := sha256.New()
-	_, err = io.Copy(h, f)
-	f.Close()
-	if err != nil {
-		return "", err
+	if d != meta.Artifact {
+		return meta, ErrCorrupt
 	}
-	if Digest("sha256:"+hex.EncodeToString(h.Sum(nil))) != meta.Artifact {
-		s.dropCompiled(base)
-		return "", fmt.Errorf("%w: %w: compiled module %s", ErrCompiledMissing, ErrCorrupt, filepath.Base(path))
+	if cached {
+		compiledVerified.remember(path, key, meta.Artifact)
 	}
-	compiledVerified.remember(path, key, meta.Artifact)
-	return path, nil
+	return meta, nil
 }
 
 func (s *Store) dropCompiled(base string) {
@@ -115,11 +135,10 @@ func (s *Store) dropCompiled(base string) {
 
 // fileKey identifies a file's content as far as stat can tell.
 type fileKey struct {
-	dev, ino      uint64
-	size          int64
-	mtime, ctime  int64
-	artifactHash  Digest
-	verifiedAtNow time.Time
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
+	artifactHash Digest
 }
 
 func statKey(st fs.FileInfo) fileKey {
@@ -145,14 +164,14 @@ func (v *verifiedSet) ok(path string, k fileKey, want Digest) bool {
 	if !found || got.artifactHash != want {
 		return false
 	}
-	got.artifactHash, got.verifiedAtNow = "", time.Time{}
+	got.artifactHash = ""
 	return got == k
 }
 
 func (v *verifiedSet) remember(path string, k fileKey, h Digest) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	k.artifactHash, k.verifiedAtNow = h, time.Now()
+	k.artifactHash = h
 	v.m[path] = k
 }
 

@@ -17,10 +17,17 @@ const (
 	SignatureFile = "manifest.toml.minisig"
 )
 
-// Size limits for package parts.
+// Size limits for package parts. [CheckPackage] enforces the first two, so
+// every way into the store (a directory, a download, packing, signing)
+// agrees; readers also stop reading there.
 const (
-	MaxManifestBytes  = 256 << 10
-	MaxWasmBytes      = 64 << 20
+	// MaxManifestBytes bounds a connector's manifest.toml. It is
+	// stricter than [manifest.MaxFileBytes], which bounds any TOML file
+	// the manifest package parses (actions too).
+	MaxManifestBytes = 256 << 10
+	// MaxWasmBytes bounds a connector's module.
+	MaxWasmBytes = 64 << 20
+	// MaxSignatureBytes bounds a minisign signature file.
 	MaxSignatureBytes = 4 << 10
 )
 
@@ -42,9 +49,18 @@ type Package struct {
 	KeyFingerprint string
 }
 
-// CheckPackage parses the manifest and checks that the wasm is the one the
-// manifest's provenance_hash names and imports nothing undeclared.
+// CheckPackage checks the parts' sizes, parses the manifest and checks that
+// the wasm is the one the manifest's provenance_hash names and imports
+// nothing undeclared.
 func CheckPackage(name string, manifestBytes, wasm []byte) (*manifest.Manifest, error) {
+	// The size is checked before parsing, so a manifest between this
+	// limit and manifest.MaxFileBytes is refused with this limit's number.
+	if len(manifestBytes) > MaxManifestBytes {
+		return nil, fmt.Errorf("%s: %w: a connector manifest may have at most %d bytes, and this one has %d", name, ErrTooLarge, MaxManifestBytes, len(manifestBytes))
+	}
+	if len(wasm) > MaxWasmBytes {
+		return nil, fmt.Errorf("%s: %w: a connector module may have at most %d bytes, and this one has %d", WasmFile, ErrTooLarge, MaxWasmBytes, len(wasm))
+	}
 	m, err := manifest.ParseManifest(name, manifestBytes)
 	if err != nil {
 		return nil, err
@@ -64,22 +80,11 @@ func CheckPackage(name string, manifestBytes, wasm []byte) (*manifest.Manifest, 
 
 // ReadDir reads an unsigned development package from a directory.
 func ReadDir(dir string) (*Package, error) {
-	read := func(name string, max int64) ([]byte, error) {
-		p := filepath.Join(dir, name)
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if st.Size() > max {
-			return nil, fmt.Errorf("%s is %d bytes, over the limit of %d", p, st.Size(), max)
-		}
-		return os.ReadFile(p)
-	}
-	mb, err := read(ManifestFile, MaxManifestBytes)
+	mb, err := readLimited(filepath.Join(dir, ManifestFile), MaxManifestBytes)
 	if err != nil {
 		return nil, err
 	}
-	wasm, err := read(WasmFile, MaxWasmBytes)
+	wasm, err := readLimited(filepath.Join(dir, WasmFile), MaxWasmBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -115,8 +120,8 @@ func (s *Store) Put(p *Package) (Entry, error) {
 	case err == nil && (old.Signature != "" || e.Signature == ""):
 		// Installed already, as well or better. Repair its blobs if one
 		// went missing or bad; otherwise this writes nothing.
-		for _, b := range [][]byte{p.ManifestBytes, p.Wasm} {
-			if _, err := s.PutBytes(b); err != nil {
+		for d, b := range map[Digest][]byte{e.Manifest: p.ManifestBytes, e.Wasm: p.Wasm} {
+			if _, err := s.putBlob(d, b); err != nil {
 				return Entry{}, err
 			}
 		}
@@ -130,21 +135,22 @@ func (s *Store) Put(p *Package) (Entry, error) {
 			_ = os.Remove(s.BlobPath(d))
 		}
 	}
-	for _, b := range [][]byte{p.ManifestBytes, p.Wasm, p.Signature} {
-		if len(b) == 0 {
-			continue
-		}
-		had := s.Has(Sum(b))
-		d, err := s.PutBytes(b)
+	blobs := map[Digest][]byte{e.Manifest: p.ManifestBytes, e.Wasm: p.Wasm}
+	if e.Signature != "" {
+		blobs[e.Signature] = p.Signature
+	}
+	for d, b := range blobs {
+		made, err := s.putBlob(d, b)
 		if err != nil {
 			undo()
 			return Entry{}, err
 		}
-		if !had {
+		if made {
 			created = append(created, d)
 		}
 	}
-	if err := s.PutEntry(e); err != nil {
+	// The immutability check above, under the same lock, is PutEntry's.
+	if err := s.writeEntry(e); err != nil {
 		undo()
 		return Entry{}, err
 	}

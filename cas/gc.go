@@ -1,12 +1,7 @@
 package cas
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -47,28 +42,22 @@ func (s *Store) VerifyAll() ([]Problem, error) {
 			out = append(out, Problem{"blob", de.Name(), ErrCorrupt.Error()})
 		}
 	}
-	idx, err := os.ReadDir(filepath.Join(s.root, "index"))
+	idx, err := s.indexFiles()
 	if err != nil {
 		return nil, err
 	}
-	for _, de := range idx {
-		b, err := os.ReadFile(filepath.Join(s.root, "index", de.Name()))
-		if err != nil {
-			out = append(out, Problem{"index", de.Name(), err.Error()})
-			continue
+	for _, name := range idx {
+		e, err := s.readIndexFile(name)
+		if e.Ref != "" {
+			name += " (" + e.Ref + ")"
 		}
-		e, err := decodeEntry("", b)
-		switch {
-		case err != nil:
-			out = append(out, Problem{"index", de.Name(), err.Error()})
-			continue
-		case filepath.Base(s.indexPath(e.Ref)) != de.Name():
-			out = append(out, Problem{"index", de.Name() + " (" + e.Ref + ")", "file name does not match the ref it holds"})
+		if err != nil {
+			out = append(out, Problem{"index", name, err.Error()})
 			continue
 		}
 		for _, d := range e.digests() {
 			if !s.Has(d) {
-				out = append(out, Problem{"index", de.Name() + " (" + e.Ref + ")", "blob " + string(d) + " is missing"})
+				out = append(out, Problem{"index", name, "blob " + string(d) + " is missing"})
 			}
 		}
 	}
@@ -81,45 +70,11 @@ func (s *Store) VerifyAll() ([]Problem, error) {
 		if !ok {
 			continue
 		}
-		if err := s.checkCompiled(filepath.Join(s.CompiledDir(), base)); err != nil {
+		if _, err := s.checkArtifact(filepath.Join(s.CompiledDir(), base), false); err != nil {
 			out = append(out, Problem{"compiled", de.Name(), err.Error()})
 		}
 	}
 	return out, nil
-}
-
-func (e Entry) digests() []Digest {
-	out := []Digest{e.Manifest, e.Wasm}
-	if e.Signature != "" {
-		out = append(out, e.Signature)
-	}
-	return out
-}
-
-// checkCompiled re-hashes one artifact against its sidecar without
-// changing anything.
-func (s *Store) checkCompiled(base string) error {
-	mb, err := os.ReadFile(base + ".json")
-	if err != nil {
-		return errors.New("no sidecar with its hash")
-	}
-	var meta compiledMeta
-	if err := json.Unmarshal(mb, &meta); err != nil || !strings.HasPrefix(filepath.Base(base), meta.Wasm.Hex()+"-") {
-		return errors.New("bad sidecar")
-	}
-	f, err := os.Open(base + ".cwasm")
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	if Digest("sha256:"+hex.EncodeToString(h.Sum(nil))) != meta.Artifact {
-		return ErrCorrupt
-	}
-	return nil
 }
 
 // staleTemp is the age after which GC removes a temp file.

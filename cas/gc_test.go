@@ -114,7 +114,24 @@ func TestStore_GC(t *testing.T) {
 func TestInstaller_FetchAction(t *testing.T) {
 	f := newInstall(t, true)
 	ref := mustRef(t, "github://acme/flows@1.0.0")
-	action := []byte(`[action]
+	action := flowAction
+	f.repo.set(f.repo.path(ref, ActionFile), action)
+	f.repo.set(f.repo.path(ref, ActionSignatureFile), Sign(f.repo.priv, action, "flow"))
+	fa, err := f.in.FetchAction(context.Background(), ref)
+	require.NoError(t, err)
+	require.Equal(t, action, fa.Bytes)
+	_, err = manifest.ParseAction("a", fa.Bytes)
+	require.NoError(t, err)
+
+	// Altered after signing: refused.
+	f.repo.set(f.repo.path(ref, ActionFile), append(append([]byte(nil), action...), "# x\n"...))
+	_, err = f.in.FetchAction(context.Background(), ref)
+	require.ErrorIs(t, err, ErrBadSignature)
+	require.Equal(t, "github://acme/flows@1.0.0: action.toml: signature does not verify with key $KEY of github://acme: the file or its signature was altered", scrub(err.Error(), f.repo))
+}
+
+// flowAction is a published action that requires github://acme/tiny.
+var flowAction = []byte(`[action]
 name = "flow"
 version = "1.0.0"
 
@@ -129,17 +146,23 @@ id = "a"
 connector = "github://acme/tiny"
 intent = "noop"
 `)
-	f.repo.set(f.repo.path(ref, ActionFile), action)
-	f.repo.set(f.repo.path(ref, ActionSignatureFile), Sign(f.repo.priv, action, "flow"))
-	fa, err := f.in.FetchAction(context.Background(), ref)
-	require.NoError(t, err)
-	require.Equal(t, action, fa.Bytes)
-	_, err = manifest.ParseAction("a", fa.Bytes)
-	require.NoError(t, err)
 
-	// Altered after signing: refused.
-	f.repo.set(f.repo.path(ref, ActionFile), append(append([]byte(nil), action...), "# x\n"...))
-	_, err = f.in.FetchAction(context.Background(), ref)
-	require.ErrorIs(t, err, ErrBadSignature)
-	require.Equal(t, "github://acme/flows@1.0.0: action.toml: signature does not verify with key $KEY of github://acme: the file or its signature was altered", scrub(err.Error(), f.repo))
+// TestStore_IndexFileMisnamed: an entry copied under another entry's file
+// name (so Entry(ref) would find the wrong package) is refused by Entries
+// and reported by VerifyAll, which both read the index the same way.
+func TestStore_IndexFileMisnamed(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	e := putTiny(t, s, "github://acme/a@1.0.0", tinyWasm)
+	b, err := os.ReadFile(s.indexPath(e.Ref))
+	require.NoError(t, err)
+	other := filepath.Base(s.indexPath("github://acme/b@1.0.0"))
+	require.NoError(t, os.WriteFile(filepath.Join(s.Root(), "index", other), b, 0o600))
+	msg := "index file " + other + " holds github://acme/a@1.0.0: it is not named for that ref: stored content does not match its hash"
+	_, err = s.Entries()
+	require.ErrorIs(t, err, ErrCorrupt)
+	require.EqualError(t, err, msg)
+	probs, err := s.VerifyAll()
+	require.NoError(t, err)
+	require.Equal(t, []Problem{{"index", other + " (github://acme/a@1.0.0)", msg}}, probs)
 }

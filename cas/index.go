@@ -32,6 +32,15 @@ type Entry struct {
 	InstalledAt    time.Time `json:"installed_at"`
 }
 
+// digests returns every blob e names (decodeEntry checks each one).
+func (e Entry) digests() []Digest {
+	out := []Digest{e.Manifest, e.Wasm}
+	if e.Signature != "" {
+		out = append(out, e.Signature)
+	}
+	return out
+}
+
 // indexPath names an entry's file by the hash of its ref, so no FQN (a
 // gitlab path, a file:// path) can steer the file name.
 func (s *Store) indexPath(ref string) string {
@@ -61,7 +70,9 @@ func decodeEntry(ref string, b []byte) (Entry, error) {
 	if ref != "" && e.Ref != ref {
 		return Entry{}, fmt.Errorf("index entry for %s names %s: %w", ref, e.Ref, ErrCorrupt)
 	}
-	for _, d := range []Digest{e.Manifest, e.Wasm} {
+	// Security: each digest becomes a path (BlobPath), so a tampered
+	// entry must not name one outside the store.
+	for _, d := range e.digests() {
 		if _, err := ParseDigest(string(d)); err != nil {
 			return Entry{}, fmt.Errorf("index entry %s: %w", e.Ref, err)
 		}
@@ -77,6 +88,11 @@ func (s *Store) PutEntry(e Entry) error {
 			return fmt.Errorf("%s is already installed with different content (wasm %s, now %s): %w", e.Ref, old.Wasm, e.Wasm, ErrImmutable)
 		}
 	}
+	return s.writeEntry(e)
+}
+
+// writeEntry writes e's index file, replacing any entry for its ref.
+func (s *Store) writeEntry(e Entry) error {
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return err
@@ -96,30 +112,54 @@ func (s *Store) RemoveEntry(ref string) error {
 	return err
 }
 
-// Entries lists every index entry, sorted by ref.
+// Entries lists every index entry, sorted by ref. Any unreadable entry
+// is an error.
 func (s *Store) Entries() ([]Entry, error) {
-	ents, err := os.ReadDir(filepath.Join(s.root, "index"))
+	names, err := s.indexFiles()
 	if err != nil {
 		return nil, err
 	}
-	var out []Entry
-	for _, de := range ents {
-		if !strings.HasSuffix(de.Name(), ".json") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(s.root, "index", de.Name()))
+	out := make([]Entry, 0, len(names))
+	for _, name := range names {
+		e, err := s.readIndexFile(name)
 		if err != nil {
 			return nil, err
-		}
-		e, err := decodeEntry("", b)
-		if err != nil {
-			return nil, err
-		}
-		if filepath.Base(s.indexPath(e.Ref)) != de.Name() {
-			return nil, fmt.Errorf("index file %s holds %s: %w", de.Name(), e.Ref, ErrCorrupt)
 		}
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
 	return out, nil
+}
+
+// indexFiles returns the names of the index's entry files.
+func (s *Store) indexFiles() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, "index"))
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, de := range ents {
+		if strings.HasSuffix(de.Name(), ".json") {
+			names = append(names, de.Name())
+		}
+	}
+	return names, nil
+}
+
+// readIndexFile reads and checks the index file name. An entry held in a
+// file not named for its ref is returned with an error wrapping
+// ErrCorrupt, so the caller can say which ref it holds.
+func (s *Store) readIndexFile(name string) (Entry, error) {
+	b, err := os.ReadFile(filepath.Join(s.root, "index", name))
+	if err != nil {
+		return Entry{}, err
+	}
+	e, err := decodeEntry("", b)
+	if err != nil {
+		return Entry{}, err
+	}
+	if filepath.Base(s.indexPath(e.Ref)) != name {
+		return e, fmt.Errorf("index file %s holds %s: it is not named for that ref: %w", name, e.Ref, ErrCorrupt)
+	}
+	return e, nil
 }

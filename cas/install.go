@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"aead.dev/minisign"
 
@@ -23,9 +24,10 @@ import (
 // Fetch checks, in this order, each before the next download:
 //
 //  1. the manifest (it must parse) and its signature (it must be minisign);
-//  2. the key pinned for the authority of the requested name, or one the
-//     caller accepts on first use;
-//  3. the signature over the manifest bytes;
+//  2. the key pinned for the authority of the requested name, or else the
+//     one the source publishes;
+//  3. the signature over the manifest bytes, and only then, for a key
+//     that is not pinned, the caller's consent to trust it on first use;
 //  4. the manifest names exactly the requested FQN@version, and pins the
 //     hash the caller expects (an action's pin), if any;
 //  5. the module (it must start with the wasm magic) has the hash the
@@ -51,9 +53,9 @@ type Installer struct {
 	Fetcher *Fetcher
 	// TrustOnFirstUse is asked when no key is pinned for a package's
 	// authority, with the key the source publishes (fetched over
-	// verified TLS) and where it came from. Returning nil trusts it: it
-	// is pinned when the package is stored. Nil refuses every unknown
-	// authority.
+	// verified TLS) and where it came from, once that key has verified
+	// the signature. Returning nil trusts it: it is pinned when the
+	// package is stored. Nil refuses every unknown authority.
 	TrustOnFirstUse func(authority string, key minisign.PublicKey, from string) error
 	// Warn receives warnings for a person (unsigned development
 	// packages). Nil discards them.
@@ -102,47 +104,18 @@ func (in *Installer) Fetch(ctx context.Context, ref manifest.Ref, want string) (
 	if in.Fetcher == nil {
 		return nil, fmt.Errorf("%s: BUG(aileron): no fetcher for remote packages", ref)
 	}
-	url := func(file string) string {
-		u, err := in.Fetcher.Bases().ReleaseURL(ref, file)
-		if err != nil {
-			panic(fmt.Sprintf("BUG(aileron): %v", err)) // ref was validated by segments below
-		}
-		return u
-	}
-	if _, err := in.Fetcher.Bases().ReleaseURL(ref, ManifestFile); err != nil {
-		return nil, err
-	}
-	mb, err := in.Fetcher.Get(ctx, url(ManifestFile), ManifestFile, MaxManifestBytes, func(b []byte) error {
+	sf, err := in.fetchSigned(ctx, ref, ManifestFile, SignatureFile, MaxManifestBytes, func(b []byte) error {
 		_, err := manifest.ParseManifest(ManifestFile, b)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	sig, err := in.Fetcher.Get(ctx, url(SignatureFile), SignatureFile, MaxSignatureBytes, func(b []byte) error {
-		var s minisign.Signature
-		return s.UnmarshalText(b)
-	})
-	if errors.Is(err, ErrNotPublished) {
-		return nil, fmt.Errorf("%s: %w: %s has no %s (unsigned packages install only from a local directory)", ref, ErrUnsignedRemote, strings.TrimSuffix(url(SignatureFile), "/"+SignatureFile), SignatureFile)
+	if errors.Is(err, ErrUnsignedRemote) {
+		return nil, fmt.Errorf("%w (unsigned packages install only from a local directory)", err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	f := &Fetched{Ref: ref, Source: strings.TrimSuffix(url(ManifestFile), "/"+ManifestFile)}
-	authority := ref.FQN.Authority()
-	key, err := in.Trust.Key(authority)
-	if errors.Is(err, ErrUnknownAuthority) {
-		if key, err = in.firstUse(ctx, authority, url(KeyFile), sig); err != nil {
-			return nil, fmt.Errorf("%s: %w", ref, err)
-		}
-		f.NewKey, f.keyOrigin = &key, "trust on first use from "+url(KeyFile)
-	} else if err != nil {
-		return nil, err
-	}
-	if err := VerifySignature(authority, key, mb, sig); err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", ref, ManifestFile, err)
-	}
+	mb := sf.bytes
+	f := &Fetched{Ref: ref, Source: sf.release, NewKey: sf.newKey, keyOrigin: sf.keyOrigin}
 	m, err := manifest.ParseManifest(ref.String()+"/"+ManifestFile, mb)
 	if err != nil {
 		return nil, err
@@ -156,7 +129,11 @@ func (in *Installer) Fetch(ctx context.Context, ref manifest.Ref, want string) (
 	if want != "" && m.Connector.ProvenanceHash != want {
 		return nil, fmt.Errorf("%s: %w: the package has hash %s, but %s is required", ref, manifest.ErrPinMismatch, m.Connector.ProvenanceHash, want)
 	}
-	wasm, err := in.Fetcher.Get(ctx, url(WasmFile), WasmFile, MaxWasmBytes, checkWasm)
+	wasmURL, err := in.Fetcher.Bases().ReleaseURL(ref, WasmFile)
+	if err != nil {
+		return nil, err
+	}
+	wasm, err := in.Fetcher.Get(ctx, wasmURL, WasmFile, MaxWasmBytes, checkWasm)
 	if err != nil {
 		return nil, err
 	}
@@ -164,13 +141,85 @@ func (in *Installer) Fetch(ctx context.Context, ref manifest.Ref, want string) (
 		return nil, err
 	}
 	f.Manifest, f.Signed = m, true
-	f.pkg = &Package{ManifestBytes: mb, Wasm: wasm, Signature: sig, Manifest: m, Source: f.Source, KeyFingerprint: Fingerprint(key)}
+	f.pkg = &Package{ManifestBytes: mb, Wasm: wasm, Signature: sf.sig, Manifest: m, Source: f.Source, KeyFingerprint: Fingerprint(sf.key)}
 	return f, nil
 }
 
-// firstUse fetches the key the source publishes for authority and asks
-// TrustOnFirstUse about it.
-func (in *Installer) firstUse(ctx context.Context, authority, keyURL string, sig []byte) (minisign.PublicKey, error) {
+// signedFile is a downloaded file whose signature verified.
+type signedFile struct {
+	bytes, sig []byte
+	// release is the URL of the release directory.
+	release string
+	// key verified the signature. newKey is set (to key) when it is
+	// the one the source publishes and the caller agreed to trust it;
+	// keyOrigin then says where it came from.
+	key       minisign.PublicKey
+	newKey    *minisign.PublicKey
+	keyOrigin string
+}
+
+// fetchSigned downloads file (at most max bytes, which check accepts) and
+// its minisign signature sigFile from ref's release, and verifies the
+// signature with the key pinned for ref's authority. With no key pinned,
+// it fetches the key the source publishes and, if that key verifies the
+// signature, asks TrustOnFirstUse about it. A release without sigFile is
+// ErrUnsignedRemote.
+func (in *Installer) fetchSigned(ctx context.Context, ref manifest.Ref, file, sigFile string, max int64, check func([]byte) error) (*signedFile, error) {
+	bases := in.Fetcher.Bases()
+	var urls [3]string
+	for i, name := range []string{file, sigFile, KeyFile} {
+		u, err := bases.ReleaseURL(ref, name)
+		if err != nil {
+			return nil, err
+		}
+		urls[i] = u
+	}
+	fileURL, sigURL, keyURL := urls[0], urls[1], urls[2]
+	sf := &signedFile{release: strings.TrimSuffix(fileURL, "/"+file)}
+	var err error
+	if sf.bytes, err = in.Fetcher.Get(ctx, fileURL, file, max, check); err != nil {
+		return nil, err
+	}
+	sf.sig, err = in.Fetcher.Get(ctx, sigURL, sigFile, MaxSignatureBytes, func(b []byte) error {
+		var s minisign.Signature
+		return s.UnmarshalText(b)
+	})
+	if errors.Is(err, ErrNotPublished) {
+		return nil, fmt.Errorf("%s: %w: %s has no %s", ref, ErrUnsignedRemote, sf.release, sigFile)
+	}
+	if err != nil {
+		return nil, err
+	}
+	authority := ref.FQN.Authority()
+	sf.key, err = in.Trust.Key(authority)
+	switch {
+	case errors.Is(err, ErrUnknownAuthority):
+		if sf.key, err = in.publishedKey(ctx, authority, keyURL, sf.sig); err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		// Security: the key must verify the signature before a person is
+		// asked to trust it; consent to a key that signs nothing here
+		// would be asked under false pretences.
+		if err := verifyPublished(keyURL, sf.key, sf.bytes, sf.sig); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", ref, file, err)
+		}
+		if err := in.TrustOnFirstUse(authority, sf.key, keyURL); err != nil {
+			return nil, fmt.Errorf("%s: %w", ref, err)
+		}
+		sf.newKey, sf.keyOrigin = &sf.key, "trust on first use from "+keyURL
+	case err != nil:
+		return nil, err
+	default:
+		if err := VerifySignature(authority, sf.key, sf.bytes, sf.sig); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", ref, file, err)
+		}
+	}
+	return sf, nil
+}
+
+// publishedKey fetches the key the source publishes for authority, which
+// has no pinned key, if TrustOnFirstUse may be asked about it.
+func (in *Installer) publishedKey(ctx context.Context, authority, keyURL string, sig []byte) (minisign.PublicKey, error) {
 	var s minisign.Signature
 	_ = s.UnmarshalText(sig)
 	unknown := fmt.Errorf("%w: %s (the package is signed by key %s)", ErrUnknownAuthority, authority, KeyID(s.KeyID))
@@ -184,11 +233,7 @@ func (in *Installer) firstUse(ctx context.Context, authority, keyURL string, sig
 	if err != nil {
 		return minisign.PublicKey{}, fmt.Errorf("%w; fetching the publisher's key: %w", unknown, err)
 	}
-	key, _ := ParsePublicKey(kb)
-	if err := in.TrustOnFirstUse(authority, key, keyURL); err != nil {
-		return minisign.PublicKey{}, err
-	}
-	return key, nil
+	return ParsePublicKey(kb)
 }
 
 // Local reads a development package from a directory and checks it. If
@@ -226,19 +271,40 @@ func (in *Installer) Local(dir string) (*Fetched, error) {
 		pkg.Signature, pkg.KeyFingerprint, f.Signed = sig, Fingerprint(key), true
 	}
 	if inst, err := in.Store.Connector(m.Ref().String()); err == nil {
-		if inst.Entry.Wasm == Sum(pkg.Wasm) && inst.Entry.Manifest == Sum(pkg.ManifestBytes) && (inst.Entry.Signature != "" || !f.Signed) {
+		// ReadDir proved the module's hash equal to provenance_hash.
+		if inst.Entry.Wasm == Digest(m.Connector.ProvenanceHash) && inst.Entry.Manifest == Sum(pkg.ManifestBytes) && (inst.Entry.Signature != "" || !f.Signed) {
 			f.Installed = true
 		}
 	}
 	return f, nil
 }
 
+// readLimited reads the regular file at path, refusing one over max bytes.
+//
+// Security: a package directory is someone else's: its files may be
+// symlinks to /dev/zero (endless: memory exhaustion) or FIFOs (opening one
+// blocks until a writer comes: a hang). Only regular files are read, and
+// the file is opened without blocking and checked again through its
+// descriptor, so a file swapped after the first check is refused too.
 func readLimited(path string, max int64) ([]byte, error) {
-	fh, err := os.Open(path)
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := regularFile(path, st); err != nil {
+		return nil, err
+	}
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
+	if st, err = fh.Stat(); err != nil {
+		return nil, err
+	}
+	if err := regularFile(path, st); err != nil {
+		return nil, err
+	}
 	b, err := io.ReadAll(io.LimitReader(fh, max+1))
 	if err != nil {
 		return nil, err
@@ -249,6 +315,28 @@ func readLimited(path string, max int64) ([]byte, error) {
 	return b, nil
 }
 
+// regularFile returns ErrNotRegular, saying what path is instead, unless
+// st is a regular file's.
+func regularFile(path string, st fs.FileInfo) error {
+	m := st.Mode()
+	var kind string
+	switch {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		kind = "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeDevice != 0:
+		kind = "a device"
+	default:
+		kind = "not a regular file"
+	}
+	return fmt.Errorf("%s: %w: it is %s", path, ErrNotRegular, kind)
+}
+
 func (in *Installer) warn(msg string) {
 	if in.Warn != nil {
 		in.Warn(msg)
@@ -256,8 +344,10 @@ func (in *Installer) warn(msg string) {
 }
 
 // Commit stores a fetched package and pins its key if it was trusted on
-// first use. The key is pinned first, so a conflicting pin made meanwhile
-// stops the install, and unpinned again if storing fails.
+// first use. The key is pinned under the trust lock, after the package is
+// stored and only if it was: a conflicting pin made meanwhile stops the
+// install before anything is stored, and a failed install pins nothing
+// that another install could come to rely on.
 func (in *Installer) Commit(f *Fetched) (Entry, error) {
 	if f.Installed {
 		return in.Store.Entry(f.Ref.String())
@@ -265,22 +355,23 @@ func (in *Installer) Commit(f *Fetched) (Entry, error) {
 	if f.pkg == nil {
 		return Entry{}, fmt.Errorf("BUG(aileron): %s was not fetched", f.Ref)
 	}
-	authority := f.Ref.FQN.Authority()
-	pinned := false
-	if f.NewKey != nil {
-		if _, err := in.Trust.Key(authority); errors.Is(err, ErrUnknownAuthority) {
-			pinned = true
-		}
-		if err := in.Trust.Add(authority, *f.NewKey, f.keyOrigin); err != nil {
-			return Entry{}, fmt.Errorf("%s: %w", f.Ref, err)
-		}
+	var e Entry
+	var putErr error
+	put := func() error {
+		e, putErr = in.Store.Put(f.pkg)
+		return putErr
 	}
-	e, err := in.Store.Put(f.pkg)
-	if err != nil {
-		if pinned {
-			_ = in.Trust.Remove(authority)
-		}
-		return Entry{}, fmt.Errorf("install %s: %w", f.Ref, err)
+	var err error
+	if f.NewKey == nil {
+		err = put()
+	} else {
+		err = in.Trust.pinAfter(f.Ref.FQN.Authority(), *f.NewKey, f.keyOrigin, put)
+	}
+	switch {
+	case putErr != nil:
+		return Entry{}, fmt.Errorf("install %s: %w", f.Ref, putErr)
+	case err != nil:
+		return Entry{}, fmt.Errorf("%s: %w", f.Ref, err)
 	}
 	return e, nil
 }

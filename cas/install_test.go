@@ -522,3 +522,120 @@ func scrub(s string, r *repo) string {
 	s = hashRe.ReplaceAllString(s, "sha256:$$HASH")
 	return portRe.ReplaceAllString(s, "127.0.0.1:$$PORT")
 }
+
+// TestInstall_TrustOnFirstUse_VerifiesBeforeAsking: a person is asked to
+// trust a published key only once it is known to sign what is installed;
+// otherwise the consent would be asked for a key that proves nothing, and
+// a "yes" would be wasted on a package that is then refused anyway.
+func TestInstall_TrustOnFirstUse_VerifiesBeforeAsking(t *testing.T) {
+	_, other, err := minisign.GenerateKey(nil)
+	require.NoError(t, err)
+	tests := []struct {
+		name  string
+		ref   string
+		setup func(f *installFixture, ref manifest.Ref)
+		fetch func(f *installFixture, ref manifest.Ref) error
+		want  error
+		msg   string
+	}{
+		{
+			name: "signed_by_another_key", ref: "github://acme/p@1.0.0",
+			setup: func(f *installFixture, ref manifest.Ref) {
+				f.repo.publish(ref)
+				f.repo.set(f.repo.path(ref, SignatureFile), Sign(other, manifestFor(ref, tinyWasm), "x"))
+			},
+			want: ErrBadSignature,
+			msg:  "github://acme/p@1.0.0: manifest.toml: signed by key $KEY, but the key published at https://$SRV/acme/p/releases/download/v1.0.0/minisign.pub is key $KEY: signature does not verify",
+		},
+		{
+			name: "tampered_manifest", ref: "github://acme/q@1.0.0",
+			setup: func(f *installFixture, ref manifest.Ref) {
+				mb, _, _ := f.repo.publish(ref)
+				f.repo.set(f.repo.path(ref, ManifestFile), append(append([]byte(nil), mb...), "# changed\n"...))
+			},
+			want: ErrBadSignature,
+			msg:  "github://acme/q@1.0.0: manifest.toml: signature does not verify with key $KEY published at https://$SRV/acme/q/releases/download/v1.0.0/minisign.pub: the file or its signature was altered",
+		},
+		{
+			name: "tampered_action", ref: "github://acme/flows@1.0.0",
+			setup: func(f *installFixture, ref manifest.Ref) {
+				f.repo.publish(ref)
+				f.repo.set(f.repo.path(ref, ActionFile), append(append([]byte(nil), flowAction...), "# changed\n"...))
+				f.repo.set(f.repo.path(ref, ActionSignatureFile), Sign(f.repo.priv, flowAction, "flow"))
+			},
+			fetch: func(f *installFixture, ref manifest.Ref) error {
+				_, err := f.in.FetchAction(context.Background(), ref)
+				return err
+			},
+			want: ErrBadSignature,
+			msg:  "github://acme/flows@1.0.0: action.toml: signature does not verify with key $KEY published at https://$SRV/acme/flows/releases/download/v1.0.0/minisign.pub: the file or its signature was altered",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newInstall(t, false)
+			ref := mustRef(t, tt.ref)
+			tt.setup(f, ref)
+			asked := 0
+			f.in.TrustOnFirstUse = func(string, minisign.PublicKey, string) error {
+				asked++
+				return nil
+			}
+			before := snapshot(t, f.in.Store.Root())
+			if tt.fetch == nil {
+				_, err = f.install(ref, "")
+			} else {
+				err = tt.fetch(f, ref)
+			}
+			require.ErrorIs(t, err, tt.want)
+			require.Equal(t, tt.msg, scrub(err.Error(), f.repo))
+			require.Zero(t, asked, "asked to trust a key that does not verify the signature")
+			require.Equal(t, before, snapshot(t, f.in.Store.Root()))
+			_, err = f.in.Trust.Key("github://acme")
+			require.ErrorIs(t, err, ErrUnknownAuthority)
+		})
+	}
+}
+
+// TestInstall_TrustOnFirstUse_FailedCommitKeepsOthersPin_Hammer: a commit
+// that fails unpins a key only if it pinned it itself. Here one commit
+// fails (its version is taken by other bytes) while another of the same
+// publisher succeeds: whichever pinned the key, the successful install's
+// key must stay pinned.
+func TestInstall_TrustOnFirstUse_FailedCommitKeepsOthersPin_Hammer(t *testing.T) {
+	for round := range 40 {
+		f := newInstall(t, false)
+		f.in.TrustOnFirstUse = func(string, minisign.PublicKey, string) error { return nil }
+		bad, good := mustRef(t, "github://acme/bad@1.0.0"), mustRef(t, "github://acme/good@1.0.0")
+		f.repo.publish(bad)
+		f.repo.publish(good)
+		feBad, err := f.in.Fetch(context.Background(), bad, "")
+		require.NoError(t, err)
+		feGood, err := f.in.Fetch(context.Background(), good, "")
+		require.NoError(t, err)
+		m, err := manifest.ParseManifest("m", manifestFor(bad, otherWasm))
+		require.NoError(t, err)
+		_, err = f.in.Store.Put(&Package{ManifestBytes: manifestFor(bad, otherWasm), Wasm: otherWasm, Manifest: m, Source: "dev"})
+		require.NoError(t, err)
+
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		var errBad, errGood error
+		wg.Add(2)
+		commitBad := func() { defer wg.Done(); <-start; _, errBad = f.in.Commit(feBad) }
+		commitGood := func() { defer wg.Done(); <-start; _, errGood = f.in.Commit(feGood) }
+		if round%2 == 0 { // the scheduler tends to run the last one first
+			go commitBad()
+			go commitGood()
+		} else {
+			go commitGood()
+			go commitBad()
+		}
+		close(start)
+		wg.Wait()
+		require.ErrorIs(t, errBad, ErrImmutable)
+		require.NoError(t, errGood)
+		_, err = f.in.Trust.Key("github://acme")
+		require.NoError(t, err, "round %d: a failed commit unpinned the key of a successful one", round)
+	}
+}

@@ -13,11 +13,11 @@ import (
 // an installer would, and writes manifest.toml and connector.wasm to outDir.
 // It returns the packed manifest. Signing is a separate step.
 func Pack(manifestPath, wasmPath, outDir string) (*manifest.Manifest, error) {
-	mb, err := os.ReadFile(manifestPath)
+	mb, err := readLimited(manifestPath, MaxManifestBytes)
 	if err != nil {
 		return nil, err
 	}
-	wasm, err := os.ReadFile(wasmPath)
+	wasm, err := readLimited(wasmPath, MaxWasmBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/gofrs/flock"
 
@@ -41,6 +42,10 @@ var (
 	ErrCorrupt = errors.New("stored content does not match its hash")
 	// ErrTooLarge is returned when content exceeds the size limit.
 	ErrTooLarge = errors.New("content exceeds the size limit")
+	// ErrNotRegular is returned when a package file to read is a
+	// directory, a device, a pipe or a socket rather than a regular file
+	// (or a symlink to one).
+	ErrNotRegular = errors.New("not a regular file")
 )
 
 // ParseDigest checks s and returns it as a Digest.
@@ -69,6 +74,11 @@ func (d Digest) Hex() string { return strings.TrimPrefix(string(d), "sha256:") }
 // Store is a content-addressed store rooted at a directory.
 type Store struct {
 	root string
+	// mu serialises the goroutines of this process: a second flock on
+	// the same handle returns at once, and the first unlock would
+	// release both, so the file lock alone excludes only other
+	// processes.
+	mu   sync.Mutex
 	lock *flock.Flock
 }
 
@@ -88,13 +98,18 @@ func Open(root string) (*Store, error) {
 // Root returns the store's directory.
 func (s *Store) Root() string { return s.root }
 
-// Lock takes the store's exclusive writer lock; the returned function
-// releases it.
+// Lock takes the store's exclusive writer lock, against other goroutines
+// and other processes; the returned function releases it.
 func (s *Store) Lock() (func(), error) {
+	s.mu.Lock()
 	if err := s.lock.Lock(); err != nil {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
-	return func() { _ = s.lock.Unlock() }, nil
+	return func() {
+		_ = s.lock.Unlock()
+		s.mu.Unlock()
+	}, nil
 }
 
 // BlobPath returns where the blob d lives (it may not exist).
@@ -112,15 +127,25 @@ func (s *Store) Has(d Digest) bool {
 // present writes nothing.
 func (s *Store) PutBytes(b []byte) (Digest, error) {
 	d := Sum(b)
-	if s.Has(d) {
-		if err := s.Verify(d); err == nil {
-			return d, nil
-		}
-	}
-	if err := s.writeAtomic(s.BlobPath(d), b, 0o400); err != nil {
-		return "", fmt.Errorf("store blob %s: %w", d, err)
+	if _, err := s.putBlob(d, b); err != nil {
+		return "", err
 	}
 	return d, nil
+}
+
+// putBlob stores b, whose digest is d (the caller computed it), and
+// reports whether the blob was absent before. A bad copy is replaced but
+// does not count as created, so undoing a failed install never removes a
+// blob it repaired.
+func (s *Store) putBlob(d Digest, b []byte) (created bool, err error) {
+	had := s.Has(d)
+	if had && s.Verify(d) == nil {
+		return false, nil
+	}
+	if err := s.writeAtomic(s.BlobPath(d), b, 0o400); err != nil {
+		return false, fmt.Errorf("store blob %s: %w", d, err)
+	}
+	return !had, nil
 }
 
 // Read returns the blob d after checking its hash, and at most max bytes.
@@ -148,22 +173,31 @@ func (s *Store) Read(d Digest, max int64) ([]byte, error) {
 
 // Verify re-hashes the blob d.
 func (s *Store) Verify(d Digest) error {
-	f, err := os.Open(s.BlobPath(d))
+	got, err := hashFile(s.BlobPath(d))
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("blob %s: %w", d, ErrNotFound)
 	}
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return err
-	}
-	if "sha256:"+hex.EncodeToString(h.Sum(nil)) != string(d) {
+	if got != d {
 		return fmt.Errorf("blob %s: %w", d, ErrCorrupt)
 	}
 	return nil
+}
+
+// hashFile returns the Digest of the file at path, reading it in pieces.
+func hashFile(path string) (Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return Digest("sha256:" + hex.EncodeToString(h.Sum(nil))), nil
 }
 
 // writeAtomic writes data to path through a temp file in the store's tmp

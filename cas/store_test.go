@@ -1,10 +1,12 @@
 package cas
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -130,4 +132,68 @@ func TestStore_Compiled(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 	_, statErr := os.Stat(p)
 	require.True(t, os.IsNotExist(statErr), "corrupt artifact was not removed")
+}
+
+// TestStore_Lock_OneHandle: Lock excludes other goroutines using the same
+// Store, not only other processes.
+func TestStore_Lock_OneHandle(t *testing.T) {
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	unlock, err := s.Lock()
+	require.NoError(t, err)
+	got := make(chan func(), 1)
+	go func() {
+		u, err := s.Lock()
+		require.NoError(t, err)
+		got <- u
+	}()
+	select {
+	case <-got:
+		t.Fatal("a second Lock on the same Store did not wait for the first")
+	case <-time.After(100 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case u := <-got:
+		u()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second Lock did not get the lock after the first was released")
+	}
+}
+
+// TestStore_Entry_TamperedDigest_Errors: every digest in an index entry is
+// checked when it is read, because each one becomes a path (BlobPath) that
+// Has, Read and GC use: a tampered entry must not steer them outside the
+// store.
+func TestStore_Entry_TamperedDigest_Errors(t *testing.T) {
+	const outside = `sha256:../../../../../../../../etc/passwd`
+	for _, field := range []string{"manifest", "wasm", "signature"} {
+		t.Run(field, func(t *testing.T) {
+			s, err := Open(t.TempDir())
+			require.NoError(t, err)
+			e := Entry{Ref: "github://a/b@1.0.0", Manifest: Sum([]byte("m")), Wasm: Sum([]byte("w")), Signature: Sum([]byte("s")), Source: "test"}
+			require.NoError(t, s.PutEntry(e))
+			p := s.indexPath(e.Ref)
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			var raw map[string]any
+			require.NoError(t, json.Unmarshal(b, &raw))
+			raw[field] = outside
+			b, err = json.Marshal(raw)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(p, b, 0o600))
+
+			msg := `index entry github://a/b@1.0.0: "` + outside + `": digest must be "sha256:" followed by 64 lowercase hex digits`
+			_, err = s.Entry(e.Ref)
+			require.ErrorIs(t, err, ErrBadDigest)
+			require.EqualError(t, err, msg)
+			_, err = s.Entries()
+			require.EqualError(t, err, msg)
+			probs, err := s.VerifyAll()
+			require.NoError(t, err)
+			require.Equal(t, []Problem{{"index", filepath.Base(p), msg}}, probs)
+			_, err = s.GC()
+			require.ErrorIs(t, err, ErrBadDigest)
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"aead.dev/minisign"
@@ -116,6 +117,19 @@ func Fingerprint(pk minisign.PublicKey) string {
 // package: the signed manifest pins the wasm's hash, so a valid signature
 // over the manifest binds both. Callers add which file was checked.
 func VerifySignature(authority string, key minisign.PublicKey, message, sig []byte) error {
+	return verifySignature(key, message, sig, authority+" is pinned to", "of "+authority, ErrKeyMismatch)
+}
+
+// verifyPublished is [VerifySignature] for the key a source publishes at
+// keyURL, which is not pinned yet: the errors say where the key came from.
+func verifyPublished(keyURL string, key minisign.PublicKey, message, sig []byte) error {
+	return verifySignature(key, message, sig, "the key published at "+keyURL+" is", "published at "+keyURL, ErrBadSignature)
+}
+
+// verifySignature checks sig. whose and from describe the key in errors
+// ("github://a is pinned to" key X; key X "of github://a"), and mismatch
+// is the error for a signature made by another key.
+func verifySignature(key minisign.PublicKey, message, sig []byte, whose, from string, mismatch error) error {
 	var s minisign.Signature
 	if len(sig) > MaxSignatureBytes {
 		return fmt.Errorf("%w: the signature is over %d bytes", ErrBadSignature, MaxSignatureBytes)
@@ -124,10 +138,10 @@ func VerifySignature(authority string, key minisign.PublicKey, message, sig []by
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if s.KeyID != key.ID() {
-		return fmt.Errorf("signed by key %s, but %s is pinned to key %s: %w", KeyID(s.KeyID), authority, KeyID(key.ID()), ErrKeyMismatch)
+		return fmt.Errorf("signed by key %s, but %s key %s: %w", KeyID(s.KeyID), whose, KeyID(key.ID()), mismatch)
 	}
 	if !minisign.Verify(key, message, sig) {
-		return fmt.Errorf("%w with key %s of %s: the file or its signature was altered", ErrBadSignature, KeyID(key.ID()), authority)
+		return fmt.Errorf("%w with key %s %s: the file or its signature was altered", ErrBadSignature, KeyID(key.ID()), from)
 	}
 	return nil
 }
@@ -136,6 +150,8 @@ func VerifySignature(authority string, key minisign.PublicKey, message, sig []by
 // installs that pin keys do not lose each other's writes.
 type Trust struct {
 	path string
+	// mu serialises this process's goroutines; see [Store.Lock].
+	mu   sync.Mutex
 	lock *flock.Flock
 }
 
@@ -206,26 +222,46 @@ func (t *Trust) Key(authority string) (minisign.PublicKey, error) {
 // Add pins key for authority. Pinning the key already pinned is a no-op;
 // pinning another key for an authority that has one is ErrKeyMismatch.
 func (t *Trust) Add(authority string, key minisign.PublicKey, origin string) error {
+	return t.pinAfter(authority, key, origin, nil)
+}
+
+// pinAfter is [Trust.Add] that first runs store (if not nil), under the
+// trust lock, once the key is known not to conflict with a pin. If store
+// fails, nothing is pinned. Because the check, store and the write happen
+// under one lock, no other pin or removal comes between them, and nobody
+// sees a pin made for a package that then fails to install (and so nobody
+// relies on a pin that is then taken back).
+func (t *Trust) pinAfter(authority string, key minisign.PublicKey, origin string, store func() error) error {
 	if _, err := ParseAuthority(authority); err != nil {
 		return err
 	}
-	if err := t.lock.Lock(); err != nil {
-		return fmt.Errorf("lock %s: %w", t.path, err)
+	unlock, err := t.lockFile()
+	if err != nil {
+		return err
 	}
-	defer t.lock.Unlock()
+	defer unlock()
 	ks, err := t.read()
 	if err != nil {
 		return err
 	}
+	pinned := false
 	for _, k := range ks {
 		if k.Authority != authority {
 			continue
 		}
-		if k.PublicKey == key.String() {
-			return nil
+		if k.PublicKey != key.String() {
+			old, _ := ParsePublicKey([]byte(k.PublicKey))
+			return fmt.Errorf("%s is already pinned to key %s, not %s: %w; if the publisher really changed keys, run `aileron trust rm %s` first", authority, KeyID(old.ID()), KeyID(key.ID()), ErrKeyMismatch, authority)
 		}
-		old, _ := ParsePublicKey([]byte(k.PublicKey))
-		return fmt.Errorf("%s is already pinned to key %s, not %s: %w; if the publisher really changed keys, run `aileron trust rm %s` first", authority, KeyID(old.ID()), KeyID(key.ID()), ErrKeyMismatch, authority)
+		pinned = true
+	}
+	if store != nil {
+		if err := store(); err != nil {
+			return err
+		}
+	}
+	if pinned {
+		return nil
 	}
 	ks = append(ks, TrustedKey{Authority: authority, PublicKey: key.String(), Added: time.Now().UTC().Truncate(time.Second), Origin: origin})
 	return t.write(ks)
@@ -233,10 +269,11 @@ func (t *Trust) Add(authority string, key minisign.PublicKey, origin string) err
 
 // Remove unpins authority's key. Installed packages stay installed.
 func (t *Trust) Remove(authority string) error {
-	if err := t.lock.Lock(); err != nil {
-		return fmt.Errorf("lock %s: %w", t.path, err)
+	unlock, err := t.lockFile()
+	if err != nil {
+		return err
 	}
-	defer t.lock.Unlock()
+	defer unlock()
 	ks, err := t.read()
 	if err != nil {
 		return err
@@ -247,6 +284,20 @@ func (t *Trust) Remove(authority string) error {
 		}
 	}
 	return fmt.Errorf("%s: %w", authority, ErrUnknownAuthority)
+}
+
+// lockFile takes the trust file's writer lock, against other goroutines
+// and other processes; the returned function releases it.
+func (t *Trust) lockFile() (func(), error) {
+	t.mu.Lock()
+	if err := t.lock.Lock(); err != nil {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("lock %s: %w", t.path, err)
+	}
+	return func() {
+		_ = t.lock.Unlock()
+		t.mu.Unlock()
+	}, nil
 }
 
 func (t *Trust) write(ks []TrustedKey) error {

@@ -144,3 +144,27 @@ func TestVerifySignature_Errors(t *testing.T) {
 }
 
 func replaceAll(s, old, new string) string { return strings.ReplaceAll(s, old, new) }
+
+// TestTrust_Add_OneHandle_Hammer: goroutines sharing one Trust must not
+// share its file lock too (a second flock on one handle returns at once,
+// and the first unlock releases both), or concurrent pins are lost.
+func TestTrust_Add_OneHandle_Hammer(t *testing.T) {
+	tr := OpenTrust(t.TempDir())
+	var wg sync.WaitGroup
+	for i := 0; i < 24; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			k, _, _ := minisign.GenerateKey(nil)
+			authority := "hub://n" + string(rune('a'+i))
+			require.NoError(t, tr.Add(authority, k, "test"))
+			if i%2 == 0 {
+				require.NoError(t, tr.Remove(authority))
+			}
+		}(i)
+	}
+	wg.Wait()
+	ks, err := tr.List()
+	require.NoError(t, err)
+	require.Len(t, ks, 12, "a concurrent pin was lost or a removal undone")
+}

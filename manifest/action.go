@@ -2,8 +2,9 @@ package manifest
 
 import (
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -283,7 +284,7 @@ func (d *decoder) input(t tbl, name string) (Input, bool) {
 	ok = true
 	if s, found := d.reqStr(c, "type", "one of boolean, integer, number, string"); !found {
 		ok = false
-	} else if !containsType(s) {
+	} else if !slices.Contains(inputTypes, InputType(s)) {
 		d.failVal(joinPath(c.path, "type"), ErrInvalid, "unknown input type %q; known types: boolean, integer, number, string", s)
 		ok = false
 	} else {
@@ -307,15 +308,6 @@ func (d *decoder) input(t tbl, name string) (Input, bool) {
 		}
 	}
 	return in, ok
-}
-
-func containsType(s string) bool {
-	for _, t := range inputTypes {
-		if string(t) == s {
-			return true
-		}
-	}
-	return false
 }
 
 // defaultValue checks a default against its input's type. Number defaults
@@ -444,12 +436,7 @@ func (d *decoder) withValue(path string, v any, depth int, tc templateScope) any
 	switch v := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(v))
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			p := joinPath(path, k)
 			if strings.Contains(k, "${{") {
 				d.failKey(p, ErrTemplate, "templates are not allowed in keys")

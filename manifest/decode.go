@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -343,22 +344,13 @@ func (d *decoder) failKey(path string, sentinel error, format string, args ...an
 // fields reports each key of t that is not in known, in file order.
 func (d *decoder) fields(t tbl, known ...string) {
 	var unknown []string
-	for k := range t.m {
-		if !contains(known, k) {
+	for _, k := range d.sortedKeys(t) {
+		if !slices.Contains(known, k) {
 			unknown = append(unknown, k)
 		}
 	}
-	sort.Slice(unknown, func(i, j int) bool {
-		pi, pj := d.ix.key(joinPath(t.path, unknown[i])), d.ix.key(joinPath(t.path, unknown[j]))
-		if pi.off != pj.off {
-			return pi.off < pj.off
-		}
-		return unknown[i] < unknown[j]
-	})
-	sorted := append([]string(nil), known...)
-	sort.Strings(sorted)
 	for _, k := range unknown {
-		d.failKey(joinPath(t.path, k), ErrUnknownField, "unknown field %q %s; known fields: %s", k, t.where, strings.Join(sorted, ", "))
+		d.failKey(joinPath(t.path, k), ErrUnknownField, "unknown field %q %s; known fields: %s", k, t.where, strings.Join(slices.Sorted(slices.Values(known)), ", "))
 	}
 }
 
@@ -531,13 +523,4 @@ func typeName(v any) string {
 	default:
 		return fmt.Sprintf("a %T", v)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

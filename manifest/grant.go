@@ -33,18 +33,6 @@ type Grant struct {
 	Imports []string `json:"imports"`
 }
 
-// AllowsHost reports whether the grant lets the step reach host:port, with
-// the matching rules of [HostPort.Matches].
-func (g Grant) AllowsHost(host string, port uint16) bool {
-	for _, h := range g.Hosts {
-		hp, err := ParseHostPort(h)
-		if err == nil && hp.Matches(host, port) {
-			return true
-		}
-	}
-	return false
-}
-
 // CheckAction checks an action against the installed manifests of its
 // connectors, keyed by canonical FQN. For each requirement: the manifest
 // is present, its version and provenance hash equal the pin, the

@@ -168,13 +168,3 @@ func TestStepGrant_Errors(t *testing.T) {
 		})
 	}
 }
-
-func TestGrant_AllowsHost(t *testing.T) {
-	g := Grant{Hosts: []string{"slack.com:443", "*.slack.com:443"}}
-	require.True(t, g.AllowsHost("slack.com", 443))
-	require.True(t, g.AllowsHost("files.slack.com", 443))
-	require.False(t, g.AllowsHost("a.files.slack.com", 443))
-	require.False(t, g.AllowsHost("slack.com", 80))
-	require.False(t, Grant{}.AllowsHost("slack.com", 443), "the zero Grant allows nothing")
-	require.False(t, Grant{Hosts: []string{"not a host"}}.AllowsHost("not a host", 0))
-}

@@ -170,14 +170,15 @@ func (h *HostPort) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// Matches reports whether a request to host:port is allowed by h. Host
-// names compare case-insensitively; anything else must be exact: a
-// trailing dot or an IP address never matches. A wildcard matches exactly
-// one label in front of its suffix: "*.slack.com" matches "a.slack.com"
-// but neither "slack.com" nor "a.b.slack.com" (one label is the narrower
-// reading, and a deeper name is one more place for an attacker-controlled
-// subdomain).
-func (h HostPort) Matches(host string, port uint16) bool {
+// matches reports whether host:port is one of h's destinations, for
+// [HostPort.Covers]; requests are matched by the broker (broker/egress),
+// not here. Host names compare case-insensitively; anything else must be
+// exact: a trailing dot or an IP address never matches. A wildcard matches
+// exactly one label in front of its suffix: "*.slack.com" matches
+// "a.slack.com" but neither "slack.com" nor "a.b.slack.com" (one label is
+// the narrower reading, and a deeper name is one more place for an
+// attacker-controlled subdomain).
+func (h HostPort) matches(host string, port uint16) bool {
 	if h.Host == "" || port != h.Port {
 		return false
 	}
@@ -197,7 +198,7 @@ func (h HostPort) Covers(o HostPort) bool {
 		return false
 	case h.Wildcard:
 		// A wildcard covers itself, or one concrete name below it.
-		return o.Wildcard && o.Host == h.Host || !o.Wildcard && h.Matches(o.Host, o.Port)
+		return o.Wildcard && o.Host == h.Host || !o.Wildcard && h.matches(o.Host, o.Port)
 	default:
 		return !o.Wildcard && o.Host == h.Host
 	}

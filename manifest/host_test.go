@@ -94,7 +94,7 @@ func TestParseHostPort_Errors(t *testing.T) {
 	}
 }
 
-func TestHostPort_Matches(t *testing.T) {
+func TestHostPort_matches(t *testing.T) {
 	exact := HostPort{Host: "slack.com", Port: 443}
 	wild := HostPort{Host: "slack.com", Port: 443, Wildcard: true}
 	tests := []struct {
@@ -127,7 +127,7 @@ func TestHostPort_Matches(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, tc.h.Matches(tc.host, tc.port))
+			require.Equal(t, tc.want, tc.h.matches(tc.host, tc.port))
 		})
 	}
 }

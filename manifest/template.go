@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -206,7 +208,7 @@ func pathKeyProblem(k string) string {
 // templates. with is not modified.
 //
 // On failure the error is an [ErrorList] of [*Error]s wrapping
-// [ErrRender], each naming the field and the reference.
+// [ErrRender], each naming the field and the reference, in key order.
 func Render(with map[string]any, inputs map[string]any, outputs map[string]json.RawMessage) (map[string]any, error) {
 	r := &renderer{inputs: inputs, outputs: outputs, decoded: map[string]any{}, budget: abi.MaxInvocationBytes}
 	out, _ := r.value("with", with, 0).(map[string]any)
@@ -254,9 +256,11 @@ func (r *renderer) value(field string, v any, depth int) any {
 	switch v := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(v))
-		for k, e := range v {
+		// Keys in order, so the errors (and which field runs out of
+		// budget) are the same on every run.
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			r.spend(field, len(k))
-			out[k] = r.value(joinPath(field, k), e, depth+1)
+			out[k] = r.value(joinPath(field, k), v[k], depth+1)
 		}
 		return out
 	case []any:

@@ -160,10 +160,23 @@ func TestRender_Errors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Render(tc.with, inputs, outputs)
 			require.Nil(t, got)
-			// Map iteration order varies; compare the sorted lines.
-			require.ElementsMatch(t, strings.Split(tc.want, "\n"), strings.Split(err.Error(), "\n"))
+			require.EqualError(t, err, tc.want)
 			require.ErrorIs(t, err, ErrRender)
 		})
+	}
+}
+
+// TestRender_Errors_Deterministic: the same render fails with the same
+// text every time, whatever order Go walks the `with` map in.
+func TestRender_Errors_Deterministic(t *testing.T) {
+	with := map[string]any{"c": "${{ inputs.c }}", "a": "${{ inputs.a }}", "b": map[string]any{"z": "${{ inputs.z }}", "y": "${{ inputs.y }}"}}
+	want := "with.a: ${{ inputs.a }}: input \"a\" has no value\n" +
+		"with.b.y: ${{ inputs.y }}: input \"y\" has no value\n" +
+		"with.b.z: ${{ inputs.z }}: input \"z\" has no value\n" +
+		"with.c: ${{ inputs.c }}: input \"c\" has no value"
+	for range 50 {
+		_, err := Render(with, nil, nil)
+		require.EqualError(t, err, want)
 	}
 }
 
