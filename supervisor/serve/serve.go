@@ -488,9 +488,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("drain deadline passed: runs in flight cancelled")
 		s.log.Warn("drain deadline passed: cancelling runs in flight")
 		s.runCancel()
-		// Close the connections before waiting for the handlers: one
-		// blocked writing a result to a client that does not read
-		// returns only when its connection is closed.
+		// Cancelled runs end at once and their handlers answer 503. A
+		// handler blocked writing to a client that does not read returns
+		// only when its connection is closed: close them all after a
+		// short grace.
+		grace, cancel := context.WithTimeout(context.Background(), cancelGrace)
+		waitZero(grace, &s.inflight)
+		cancel()
 		for _, srv := range s.servers {
 			srv.Close()
 		}
@@ -503,6 +507,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeAll()
 	return err
 }
+
+// cancelGrace is how long handlers of cancelled runs get to answer after
+// the drain deadline before their connections are closed.
+const cancelGrace = 5 * time.Second
 
 // waitZero waits until n is zero. (A WaitGroup would do, but a handler may
 // start, on a connection that was already reading a request, while
