@@ -55,8 +55,9 @@ const MaxRecordBytes = 256 << 10
 // Record kinds written by the broker. Kind is free text otherwise, but
 // never empty.
 const (
-	// KindEgress is an egress decision: allowed (with status and sizes)
-	// or denied (with code and reason).
+	// KindEgress is an egress decision, one record per request the broker
+	// sent or refused (a followed redirect is one more request): allowed
+	// (with status and sizes) or denied (with code and reason).
 	KindEgress = "egress"
 	// KindConnectorEvent is an event the connector emitted with
 	// audit_emit; Event and Fields come from the connector.
@@ -71,9 +72,13 @@ const (
 
 // Values of [Record.Decision], the same words egress.Result prints.
 const (
-	// DecisionAllow: the request was allowed.
+	// DecisionAllow: the request left the broker. Code and Reason are set
+	// if it then failed (no answer in time, a response over the limit).
 	DecisionAllow = "allow"
-	// DecisionDeny: the request was denied; Code and Reason say why.
+	// DecisionDeny: the request did not leave the broker: a policy or a
+	// limit refused it, or it could not be sent (the name did not resolve,
+	// the connection or the TLS handshake failed). Code and Reason say
+	// why.
 	DecisionDeny = "deny"
 )
 
