@@ -453,3 +453,29 @@ func TestSignature_Vector(t *testing.T) {
 	r2 := &seenRequest{Method: "GET", Host: "api.example.com:8443", RequestURI: "/", Header: http.Header{"X-Aileron-Timestamp": {"1767225600"}}}
 	require.True(t, verifySignature("key-0123456789", r2, sig2))
 }
+
+func TestBroker_ShortSecretRefused(t *testing.T) {
+	b := newTestBroker(t, loopbackOK, nil)
+	// vault set refuses it, naming the field.
+	err := b.s.VaultSet(VaultSetArgs{Name: "svc-cred", Kind: "basic", Connectors: []string{testConnector}, Secret: SecretInput{Username: "alice", Password: "pw3"}})
+	require.EqualError(t, err, "credential svc-cred: password is shorter than 4 bytes, too short to redact from responses")
+}
+
+func TestBroker_ShortSecretStoredEarlierIsNeverSent(t *testing.T) {
+	// A record written before the vault refused short secrets: the
+	// broker cannot redact its password, so it never sends it.
+	svc := &echo{}
+	b := newTestBroker(t, loopbackOK, map[string]http.Handler{"api.example.com": svc})
+	require.NoError(t, b.s.vault.Backend().Put(context.Background(), vault.Record{
+		Meta:   vault.Meta{Name: "svc-cred", Kind: vault.KindBasic, Connectors: []string{testConnector}},
+		Secret: vault.Secret{Username: "alice", Password: "pw3"},
+	}))
+	w, _ := b.open(t, apiGrant("basic"))
+	resp := call(t, w, get("https://api.example.com/", map[string][]string{"Authorization": {"Basic " + abi.CredentialPlaceholder}}))
+	require.Equal(t, abi.ErrnoUnavailable, resp.Errno)
+	require.Equal(t, &abi.Error{Code: "credential_unavailable", Message: "credential cannot be redacted safely: redact: secret 1 is 3 bytes: secret shorter than 4 bytes would redact ordinary text"}, resp.Error)
+	require.Empty(t, svc.requests())
+	rec := b.lastEgress(t)
+	require.Equal(t, audit.DecisionDeny, rec.Decision)
+	require.Equal(t, "credential_unavailable", rec.Code)
+}
