@@ -108,9 +108,9 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 		var red *redact.Redactor
 		var token string
 		if usesCred {
-			cred := ch.cred.get()
+			cred, base, redErr := ch.cred.snapshot()
 			token = cred.Secret.AccessToken
-			secrets, err := applyCredential(cred, req.Headers, req.Method, d.URL, req.Body, s.now())
+			extra, err := applyCredential(cred, req.Headers, req.Method, d.URL, req.Body, s.now())
 			var pe *placeholderError
 			if errors.As(err, &pe) {
 				return finish(d, abi.ErrnoInvalid, codeWrongPlaceholder, pe.msg)
@@ -118,9 +118,13 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 			if err != nil {
 				return finish(d, abi.ErrnoUnavailable, codeCredentialUnavailable, "attach credential: "+err.Error())
 			}
-			if red, err = redact.New(secrets); err != nil {
+			red = base
+			if redErr == nil && len(extra) > 0 {
+				red, redErr = base.With(extra)
+			}
+			if redErr != nil {
 				// Security: a secret too short to redact safely is never sent.
-				return finish(d, abi.ErrnoUnavailable, codeCredentialUnavailable, "credential cannot be redacted safely: "+err.Error())
+				return finish(d, abi.ErrnoUnavailable, codeCredentialUnavailable, "credential cannot be redacted safely: "+redErr.Error())
 			}
 		}
 		// The tenant's egress quota, checked last so that a request the
