@@ -183,3 +183,41 @@ func TestVault_UpdateErrors(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "value-2", rec.Secret.Value)
 }
+
+func TestVault_IdentityCreationHammer(t *testing.T) {
+	// Brokers starting at once on a new home all create the identity:
+	// exactly one key must win, and none may read a half-written file.
+	for round := range 20 {
+		dir := t.TempDir()
+		const n = 8
+		recips := make([]string, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				fb, err := OpenFile(dir, KeyConfig{})
+				errs[i] = err
+				if err == nil {
+					recips[i] = fb.recip.(interface{ String() string }).String()
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for i := range n {
+			require.NoError(t, errs[i], "round %d opener %d", round, i)
+			require.Equal(t, recips[0], recips[i], "round %d: every opener uses the one key", round)
+		}
+		ents, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		require.Equal(t, []string{"creds", "identity"}, names, "no temp file is left behind")
+	}
+}
