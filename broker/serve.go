@@ -2,9 +2,11 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -423,6 +425,14 @@ func (s *server) handle(ctx context.Context, ch *channelState, req *channel.Requ
 		if req.Audit == nil || req.HTTP != nil {
 			return deny(abi.ErrnoInvalid, "invalid", "audit event missing")
 		}
+		// Security: the worker checks both, but a compromised worker
+		// writes frames itself; the broker checks what it appends.
+		if req.Audit.Event == "" {
+			return deny(abi.ErrnoInvalid, "invalid", "audit event has no name")
+		}
+		if n := eventSize(req.Audit); n > abi.MaxLogRecordBytes {
+			return deny(abi.ErrnoTooLarge, "event_too_large", fmt.Sprintf("audit event is %d bytes, over the limit of %d", n, abi.MaxLogRecordBytes))
+		}
 		ch.mu.Lock()
 		ch.events++
 		n := ch.events
@@ -436,6 +446,25 @@ func (s *server) handle(ctx context.Context, ch *channelState, req *channel.Requ
 		return &channel.Response{Errno: abi.ErrnoOK}
 	}
 	return deny(abi.ErrnoInvalid, "invalid", fmt.Sprintf("unknown operation %q", req.Op))
+}
+
+// eventSize is the size of ev as JSON, as the broker encodes it, without
+// HTML escaping (which would count "<" six times).
+func eventSize(ev *abi.AuditEvent) int {
+	var cw countWriter
+	enc := json.NewEncoder(&cw)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return math.MaxInt // not encodable: refused as too large
+	}
+	return cw.n - 1 // Encode's newline
+}
+
+type countWriter struct{ n int }
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	return len(p), nil
 }
 
 func deny(e abi.Errno, code, msg string) *channel.Response {

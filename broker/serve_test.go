@@ -194,6 +194,26 @@ func TestBroker_EventBudget(t *testing.T) {
 	require.Len(t, b.records(t), 2)
 }
 
+func TestBroker_EventChecks(t *testing.T) {
+	// The worker bounds events too, but the broker does not rely on it: a
+	// compromised worker writes frames itself.
+	b := newTestBroker(t, loopbackOK, nil)
+	w, _ := b.open(t, plainGrant)
+	big := &abi.AuditEvent{Event: "x", Fields: map[string]any{"pad": strings.Repeat("a", abi.MaxLogRecordBytes)}}
+	r := call(t, w, &channel.Request{Op: channel.OpAudit, Audit: big})
+	require.Equal(t, abi.ErrnoTooLarge, r.Errno)
+	require.Equal(t, &abi.Error{Code: "event_too_large", Message: "audit event is 16417 bytes, over the limit of 16384"}, r.Error)
+	r = call(t, w, &channel.Request{Op: channel.OpAudit, Audit: &abi.AuditEvent{Fields: map[string]any{"id": "42"}}})
+	require.Equal(t, abi.ErrnoInvalid, r.Errno)
+	require.Equal(t, &abi.Error{Code: "invalid", Message: "audit event has no name"}, r.Error)
+	require.Empty(t, b.records(t))
+
+	// Exactly at the limit is fine.
+	fits := &abi.AuditEvent{Event: "x", Fields: map[string]any{"pad": strings.Repeat("a", abi.MaxLogRecordBytes-33)}}
+	require.Equal(t, abi.ErrnoOK, call(t, w, &channel.Request{Op: channel.OpAudit, Audit: fits}).Errno)
+	require.Len(t, b.records(t), 1)
+}
+
 func TestBroker_MaxChannels(t *testing.T) {
 	b := newTestBroker(t, Config{UnsafeAllowLoopback: true, MaxChannels: 2}, nil)
 	_, id1 := b.open(t, plainGrant)
