@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/sys/unix"
 
 	"aileron.dev/aileron/broker/audit"
 	"aileron.dev/aileron/broker/channel"
@@ -168,23 +169,21 @@ func (s *server) configured() (*Config, error) {
 	return s.cfg, nil
 }
 
-// Open implements Control: it takes the next descriptor from the passing
-// socket, which must carry args.ChannelID, and binds it to args.Grant.
+// Open implements Control: it takes the descriptor for args.ChannelID from
+// the passing socket and binds it to args.Grant.
 func (s *server) Open(args OpenArgs) error {
-	cfg, err := s.configured()
+	// The descriptor is taken first, even when Open is then refused, so
+	// the next Open finds its own.
+	f, err := s.receive(args.ChannelID)
 	if err != nil {
 		return err
 	}
-	s.passMu.Lock()
-	id, f, err := RecvChannel(s.pass)
-	s.passMu.Unlock()
+	cfg, err := s.configured()
 	if err != nil {
-		return fmt.Errorf("receive channel: %w", err)
-	}
-	if id != args.ChannelID {
 		f.Close()
-		return fmt.Errorf("received channel %q while opening %q", id, args.ChannelID)
+		return err
 	}
+	id := args.ChannelID
 	conn, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
@@ -235,6 +234,30 @@ func (s *server) Open(args OpenArgs) error {
 	s.mu.Unlock()
 	go s.serveChannel(ch)
 	return nil
+}
+
+// receive takes the descriptor labelled id from the passing socket. The
+// supervisor passes it just before calling Open, so it is already queued:
+// receive never waits. Descriptors queued before it belong to Opens that
+// never arrived (an RPC that failed on the way); they are closed, so that
+// one lost Open does not hand every later Open its predecessor's channel.
+func (s *server) receive(id string) (*os.File, error) {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	for {
+		got, f, err := recvChannel(s.pass, unix.MSG_DONTWAIT)
+		if errors.Is(err, errNothingPassed) {
+			return nil, fmt.Errorf("receive channel %s: no descriptor was passed for it", id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("receive channel %s: %w", id, err)
+		}
+		if got == id {
+			return f, nil
+		}
+		f.Close()
+		s.log.Warn("closed a stale channel descriptor", "stale", got, "opening", id)
+	}
 }
 
 func credentialError(g Grant, err error) error {
