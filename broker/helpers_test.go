@@ -100,7 +100,6 @@ func attachBroker(t testing.TB, cfg Config) *testBroker {
 			_, _ = s.Close(id)
 		}
 		s.audit.Close()
-		s.egress.CloseIdleConnections()
 		sup.Close()
 		brk.Close()
 	})

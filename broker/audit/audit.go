@@ -19,9 +19,9 @@
 // Anyone who can write the file can also recompute every hash after an
 // edit: the chain shows that a log is internally consistent, not who wrote
 // it. Removing records from the end is indistinguishable from a log that
-// stopped there. Both are caught by comparing the head ([Log.Head], or the
-// last record from [Tail]) with a copy kept elsewhere, which `aileron audit
-// verify` prints for exactly that purpose.
+// stopped there. Both are caught by comparing the head (the last record,
+// from [Tail]) with a copy kept elsewhere, which `aileron audit verify`
+// prints for exactly that purpose.
 //
 // # Durability
 //
@@ -344,15 +344,6 @@ func (l *Log) syncThrough(seq uint64) error {
 	}
 	l.synced = target
 	return nil
-}
-
-// Head returns the seq and hash of the last record (0 and Genesis for an
-// empty log). Keep a copy elsewhere to detect truncation or a rewritten
-// chain.
-func (l *Log) Head() (uint64, string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.seq, l.head
 }
 
 // Close releases the lock and closes the file.

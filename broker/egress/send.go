@@ -140,9 +140,6 @@ func NewClient(cfg TransportConfig) (*Client, error) {
 	}}, nil
 }
 
-// CloseIdleConnections closes idle keep-alive connections.
-func (c *Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }
-
 // Send decides req against rules and, if allowed, sends it and reads the
 // response under lim.
 //

@@ -67,7 +67,7 @@ func loopClient(t *testing.T, extraPEM []byte, names ...string) *Client {
 		ExtraRootCAsPEM: extraPEM,
 	})
 	require.NoError(t, err)
-	t.Cleanup(c.CloseIdleConnections)
+	t.Cleanup(c.tr.CloseIdleConnections)
 	return c
 }
 
