@@ -44,6 +44,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"aileron.dev/aileron/cas/atomicfile"
 )
 
 // Genesis is the prev of the first record.
@@ -213,11 +215,10 @@ func open(f *os.File, path string) (*Log, error) {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	if fi.Size() == 0 {
-		// Make the new file's directory entry durable too.
-		if d, err := os.Open(filepath.Dir(path)); err == nil {
-			d.Sync()
-			d.Close()
-		}
+		// Make the new file's directory entry durable too (best effort:
+		// a filesystem that cannot fsync a directory must not stop the
+		// broker).
+		_ = atomicfile.SyncDir(filepath.Dir(path))
 	}
 	return &Log{f: f, path: path, seq: seq, head: head, size: fi.Size(), sync: true}, nil
 }

@@ -337,11 +337,9 @@ func (b *FileBackend) Update(_ context.Context, tenant, name string, fn func(Rec
 	return out, err
 }
 
-// write encrypts r to p; the caller holds the write lock.
+// write encrypts r to p (atomicfile creates the tenant's directory); the
+// caller holds the write lock.
 func (b *FileBackend) write(p string, r Record) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
-	}
 	plain, err := json.Marshal(r)
 	if err != nil {
 		return err
