@@ -48,7 +48,7 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 	ch.mu.Lock()
 	ch.requests++
 	ch.stepRequests++
-	n, total := ch.stepRequests, ch.requests
+	n, total, deadline := ch.stepRequests, ch.requests, ch.deadline
 	ch.mu.Unlock()
 	if n > s.cfg.MaxRequestsPerStep {
 		return finish(egress.Decision{}, abi.ErrnoLimit, "request_budget_exceeded", fmt.Sprintf("request budget of %d per step exceeded", s.cfg.MaxRequestsPerStep))
@@ -96,10 +96,12 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 	}
 
 	lim := s.limits
-	if step.DeadlineMS > 0 {
-		lim.Timeout = min(orDefault(lim.Timeout, egress.DefaultTimeout), time.Duration(step.DeadlineMS)*time.Millisecond)
-	}
 	for attempt := 1; ; attempt++ {
+		// Per attempt: a refresh and a retry spend the step's time too.
+		var ok bool
+		if lim.Timeout, ok = requestTimeout(s.limits.Timeout, deadline, time.Now()); !ok {
+			return finish(d, abi.ErrnoLimit, codeStepDeadline, "the step's deadline has passed")
+		}
 		req := *hr
 		req.Headers = make(map[string][]string, len(hr.Headers)+1)
 		for k, vs := range hr.Headers {
@@ -283,9 +285,23 @@ func scrub(msg string, r *redact.Redactor) string {
 	return out
 }
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
+// codeStepDeadline: the step's deadline passed before the request was
+// sent.
+const codeStepDeadline = "step_deadline_exceeded"
+
+// requestTimeout bounds one request: the egress limit (zero: the egress
+// default), or what is left before the step's deadline (zero: none) if
+// that is shorter. ok is false when the deadline has passed.
+func requestTimeout(limit time.Duration, deadline, now time.Time) (time.Duration, bool) {
+	if limit <= 0 {
+		limit = egress.DefaultTimeout
 	}
-	return d
+	if deadline.IsZero() {
+		return limit, true
+	}
+	left := deadline.Sub(now)
+	if left <= 0 {
+		return 0, false
+	}
+	return min(limit, left), true
 }

@@ -288,9 +288,14 @@ func (ch *channelState) setStep(st Step) error {
 			return fmt.Errorf("step %s: intent %s needs scope %q, which the action did not grant to %s", st.StepID, st.Intent, sc, ch.grant.Connector)
 		}
 	}
+	var deadline time.Time
+	if st.DeadlineMS > 0 {
+		deadline = time.Now().Add(time.Duration(st.DeadlineMS) * time.Millisecond)
+	}
 	ch.mu.Lock()
 	ch.step = &st
 	ch.stepRequests = 0
+	ch.deadline = deadline
 	ch.mu.Unlock()
 	return nil
 }
@@ -337,8 +342,12 @@ type channelState struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu           sync.Mutex
-	step         *Step
+	mu   sync.Mutex
+	step *Step
+	// deadline is when the step's time is up (zero: no deadline): its
+	// DeadlineMS counted from when the broker was told of the step, so
+	// each request gets what is left, not the whole budget again.
+	deadline     time.Time
 	stepRequests int
 	requests     int
 	events       int

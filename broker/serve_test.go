@@ -17,6 +17,7 @@ import (
 
 	"aileron.dev/aileron/broker/audit"
 	"aileron.dev/aileron/broker/channel"
+	"aileron.dev/aileron/broker/egress"
 	"aileron.dev/aileron/sdk/abi"
 )
 
@@ -359,6 +360,49 @@ func TestBroker_ConnectFailureIsNotSent(t *testing.T) {
 	reply, err := b.s.Close(id)
 	require.NoError(t, err)
 	require.Equal(t, CloseReply{Requests: 1, Denied: 1}, reply)
+}
+
+func TestBroker_StepDeadlineIsAbsolute(t *testing.T) {
+	svc := &echo{}
+	b := newTestBroker(t, loopbackOK, map[string]http.Handler{"api.example.com": svc})
+	w, id := b.open(t, plainGrant)
+	require.NoError(t, b.s.Step(StepArgs{ChannelID: id, Step: Step{StepID: "s2", Intent: "go", DeadlineMS: 1}}))
+	time.Sleep(20 * time.Millisecond)
+	// The step's time is spent: the request is not sent at all, rather
+	// than given the step's whole deadline again.
+	r := call(t, w, get("https://api.example.com/", nil))
+	require.Equal(t, abi.ErrnoLimit, r.Errno)
+	require.Equal(t, &abi.Error{Code: "step_deadline_exceeded", Message: "the step's deadline has passed"}, r.Error)
+	require.Empty(t, svc.requests())
+	rec := b.lastEgress(t)
+	require.Equal(t, audit.DecisionDeny, rec.Decision)
+	require.Equal(t, "step_deadline_exceeded", rec.Code)
+}
+
+func TestRequestTimeout(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tests := []struct {
+		name     string
+		limit    time.Duration
+		deadline time.Time
+		want     time.Duration
+		ok       bool
+	}{
+		{"no deadline", 5 * time.Second, time.Time{}, 5 * time.Second, true},
+		{"no deadline, default limit", 0, time.Time{}, egress.DefaultTimeout, true},
+		{"limit first", 5 * time.Second, now.Add(time.Minute), 5 * time.Second, true},
+		{"what is left of the step", 5 * time.Second, now.Add(2 * time.Second), 2 * time.Second, true},
+		{"default limit, step shorter", 0, now.Add(time.Second), time.Second, true},
+		{"deadline now", 5 * time.Second, now, 0, false},
+		{"deadline passed", 5 * time.Second, now.Add(-time.Second), 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := requestTimeout(tt.limit, tt.deadline, now)
+			require.Equal(t, tt.ok, ok)
+			require.Equal(t, tt.want, got)
+		})
+	}
 }
 
 func TestBroker_ConnectorEventsAudited(t *testing.T) {
