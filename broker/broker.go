@@ -119,7 +119,9 @@ type Step struct {
 	Intent string
 	// Scopes the intent needs; they must lie inside the channel's grant.
 	Scopes []string
-	// DeadlineMS is the step's remaining wall-clock budget.
+	// DeadlineMS is the step's remaining wall-clock budget. The broker
+	// counts it from when it is told of the step: each request is bounded
+	// by what is left, and refused once nothing is.
 	DeadlineMS int64
 	// Via says how the run was started ("cli", "mcp", "serve"), for audit.
 	Via string

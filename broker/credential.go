@@ -87,15 +87,24 @@ func (s *server) refreshedRecently(id, token string) bool {
 	return ok && m.err == nil && m.token == token && s.now().Sub(m.at) < minRefreshInterval
 }
 
-// attacher holds one channel's copy of its credential. A refresh by any
-// channel, or by another broker process, reaches it through
-// [server.refresh].
+// attacher holds one channel's copy of its credential, and the redactor
+// for it. A refresh by any channel, or by another broker process, reaches
+// it through [server.refresh].
 type attacher struct {
 	mu  sync.Mutex
 	rec vault.Record
+	// red redacts rec's secrets; built once per record, since deriving
+	// every encoding of every secret is most of redaction's cost. redErr
+	// says why it could not be built.
+	red    *redact.Redactor
+	redErr error
 }
 
-func newAttacher(rec vault.Record) *attacher { return &attacher{rec: rec} }
+func newAttacher(rec vault.Record) *attacher {
+	a := &attacher{}
+	a.set(rec)
+	return a
+}
 
 func (a *attacher) get() vault.Record {
 	a.mu.Lock()
@@ -103,10 +112,19 @@ func (a *attacher) get() vault.Record {
 	return a.rec
 }
 
-func (a *attacher) set(rec vault.Record) {
+// snapshot returns the record with its redactor, or the error that kept
+// the redactor from being built.
+func (a *attacher) snapshot() (vault.Record, *redact.Redactor, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.rec = rec
+	return a.rec, a.red, a.redErr
+}
+
+func (a *attacher) set(rec vault.Record) {
+	red, err := redact.New(credentialSecrets(rec))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rec, a.red, a.redErr = rec, red, err
 }
 
 func (a *attacher) id() string { return credentialID(a.get().Meta) }
@@ -123,10 +141,38 @@ type placeholderError struct{ msg string }
 
 func (e *placeholderError) Error() string { return e.msg }
 
+// credentialSecrets returns every secret of rec that a request can carry or
+// a service could echo, for redaction: each one set, whatever its length
+// (redact.New refuses one too short to redact, and then nothing is sent).
+func credentialSecrets(rec vault.Record) [][]byte {
+	s := rec.Secret
+	var secrets []string
+	switch rec.Meta.Kind {
+	case vault.KindAPIKey, vault.KindSigningKey:
+		secrets = []string{s.Value}
+	case vault.KindBasic:
+		secrets = []string{basicValue(s), s.Password}
+	case vault.KindOAuth2:
+		secrets = []string{s.AccessToken, s.RefreshToken, s.ClientSecret}
+	}
+	out := make([][]byte, 0, len(secrets))
+	for _, sec := range secrets {
+		if sec != "" { // an optional field that is not set
+			out = append(out, []byte(sec))
+		}
+	}
+	return out
+}
+
+func basicValue(s vault.Secret) string {
+	return base64.StdEncoding.EncodeToString([]byte(s.Username + ":" + s.Password))
+}
+
 // applyCredential replaces the placeholders in header values with what rec
-// provides and returns every secret byte string that went on the wire (or
-// could be echoed), for redaction. method, vettedURL and body are the
-// request as it will be sent: a signature covers them.
+// provides. It returns the secrets made for this request alone (a
+// signature), for redaction on top of [credentialSecrets]. method,
+// vettedURL and body are the request as it will be sent: a signature
+// covers them.
 //
 //   - api_key: {{aileron.credential}} becomes the key;
 //   - basic: {{aileron.credential}} becomes base64("user:password");
@@ -137,19 +183,18 @@ func (e *placeholderError) Error() string { return e.msg }
 func applyCredential(rec vault.Record, headers map[string][]string, method, vettedURL string, body []byte, now time.Time) ([][]byte, error) {
 	s := rec.Secret
 	var value string
-	var secrets []string
+	var extra [][]byte
 	ph, other := abi.CredentialPlaceholder, abi.SignaturePlaceholder
 	switch rec.Meta.Kind {
 	case vault.KindAPIKey:
-		value, secrets = s.Value, []string{s.Value}
+		value = s.Value
 	case vault.KindBasic:
-		value = base64.StdEncoding.EncodeToString([]byte(s.Username + ":" + s.Password))
-		secrets = []string{value, s.Password}
+		value = basicValue(s)
 	case vault.KindOAuth2:
 		if s.AccessToken == "" {
 			return nil, fmt.Errorf("credential %s has no access token", rec.Meta.Name)
 		}
-		value, secrets = s.AccessToken, []string{s.AccessToken, s.RefreshToken, s.ClientSecret}
+		value = s.AccessToken
 	case vault.KindSigningKey:
 		ph, other = abi.SignaturePlaceholder, abi.CredentialPlaceholder
 		ts := strconv.FormatInt(now.Unix(), 10)
@@ -157,7 +202,7 @@ func applyCredential(rec vault.Record, headers map[string][]string, method, vett
 		if err != nil {
 			return nil, err
 		}
-		value, secrets = sig, []string{s.Value, sig}
+		value, extra = sig, [][]byte{[]byte(sig)}
 		headers[abi.SignatureTimestampHeader] = []string{ts}
 	default:
 		return nil, fmt.Errorf("credential kind %s cannot be placed in a header", rec.Meta.Kind)
@@ -177,16 +222,7 @@ func applyCredential(rec vault.Record, headers map[string][]string, method, vett
 			headers[k][i] = strings.ReplaceAll(v, ph, value)
 		}
 	}
-	out := make([][]byte, 0, len(secrets))
-	for _, sec := range secrets {
-		if len(sec) >= redact.MinSecretLen {
-			out = append(out, []byte(sec))
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("credential %s is shorter than %d bytes", rec.Meta.Name, redact.MinSecretLen)
-	}
-	return out, nil
+	return extra, nil
 }
 
 // signature computes the signing_key signature (docs/ABI.md section 5):

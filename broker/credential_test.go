@@ -103,6 +103,9 @@ func TestBroker_CredentialKinds(t *testing.T) {
 			// The service echoed every header back; the worker sees none
 			// of the secrets, in the body or the headers.
 			noSecret(t, resp, tt.secrets...)
+			if sig, ok := strings.CutPrefix(seen[0].Header.Get("X-Signature"), "v1="); ok {
+				noSecret(t, resp, sig) // made for this request alone
+			}
 			require.Contains(t, string(resp.HTTP.Body), "[REDACTED]")
 			// The connector's own request still holds only placeholders.
 			for _, vs := range req.HTTP.Headers {
@@ -452,4 +455,57 @@ func TestSignature_Vector(t *testing.T) {
 	require.NoError(t, err)
 	r2 := &seenRequest{Method: "GET", Host: "api.example.com:8443", RequestURI: "/", Header: http.Header{"X-Aileron-Timestamp": {"1767225600"}}}
 	require.True(t, verifySignature("key-0123456789", r2, sig2))
+}
+
+func TestBroker_ShortSecretRefused(t *testing.T) {
+	b := newTestBroker(t, loopbackOK, nil)
+	// vault set refuses it, naming the field.
+	err := b.s.VaultSet(VaultSetArgs{Name: "svc-cred", Kind: "basic", Connectors: []string{testConnector}, Secret: SecretInput{Username: "alice", Password: "pw3"}})
+	require.EqualError(t, err, "credential svc-cred: password is shorter than 4 bytes, too short to redact from responses")
+}
+
+func TestBroker_ShortSecretStoredEarlierIsNeverSent(t *testing.T) {
+	// A record written before the vault refused short secrets: the
+	// broker cannot redact its password, so it never sends it.
+	svc := &echo{}
+	b := newTestBroker(t, loopbackOK, map[string]http.Handler{"api.example.com": svc})
+	require.NoError(t, b.s.vault.Backend().Put(context.Background(), vault.Record{
+		Meta:   vault.Meta{Name: "svc-cred", Kind: vault.KindBasic, Connectors: []string{testConnector}},
+		Secret: vault.Secret{Username: "alice", Password: "pw3"},
+	}))
+	w, _ := b.open(t, apiGrant("basic"))
+	resp := call(t, w, get("https://api.example.com/", map[string][]string{"Authorization": {"Basic " + abi.CredentialPlaceholder}}))
+	require.Equal(t, abi.ErrnoUnavailable, resp.Errno)
+	require.Equal(t, &abi.Error{Code: "credential_unavailable", Message: "credential cannot be redacted safely: redact: secret 1 is 3 bytes: secret shorter than 4 bytes would redact ordinary text"}, resp.Error)
+	require.Empty(t, svc.requests())
+	rec := b.lastEgress(t)
+	require.Equal(t, audit.DecisionDeny, rec.Decision)
+	require.Equal(t, "credential_unavailable", rec.Code)
+}
+
+func TestAttacher_RedactorBuiltOncePerRecord(t *testing.T) {
+	rec := vault.Record{Meta: vault.Meta{Name: "k", Kind: vault.KindOAuth2}, Secret: vault.Secret{AccessToken: "access-token-1", RefreshToken: "refresh-token-1"}}
+	a := newAttacher(rec)
+	_, r1, err := a.snapshot()
+	require.NoError(t, err)
+	_, r2, _ := a.snapshot()
+	require.Same(t, r1, r2, "every request of a channel shares one redactor")
+
+	// A refresh installs a new record and, with it, a new redactor.
+	rec.Secret.AccessToken = "access-token-2"
+	a.set(rec)
+	got, r3, err := a.snapshot()
+	require.NoError(t, err)
+	require.NotSame(t, r1, r3)
+	require.Equal(t, "access-token-2", got.Secret.AccessToken)
+	out, n := r3.String("Bearer access-token-2")
+	require.Equal(t, 1, n)
+	require.Equal(t, "Bearer [REDACTED]", out)
+
+	// A record the vault would refuse today keeps its error.
+	rec.Secret.RefreshToken = "r1"
+	a.set(rec)
+	_, r4, err := a.snapshot()
+	require.Nil(t, r4)
+	require.EqualError(t, err, "redact: secret 1 is 2 bytes: secret shorter than 4 bytes would redact ordinary text")
 }

@@ -40,13 +40,25 @@ func SendChannel(pass *os.File, id string, f *os.File) error {
 	return unix.Sendmsg(int(pass.Fd()), []byte(id), rights, nil, 0)
 }
 
-// RecvChannel receives one descriptor and its label from pass. Any message
-// that does not carry exactly one descriptor is an error, and stray
-// descriptors are closed.
+// RecvChannel receives one descriptor and its label from pass, waiting for
+// one if none is queued. Any message that does not carry exactly one
+// descriptor is an error, and stray descriptors are closed.
 func RecvChannel(pass *os.File) (string, *os.File, error) {
+	return recvChannel(pass, 0)
+}
+
+// errNothingPassed: no descriptor is queued on the passing socket.
+var errNothingPassed = errors.New("no descriptor is queued")
+
+// recvChannel is RecvChannel with extra recvmsg flags. With
+// unix.MSG_DONTWAIT it returns errNothingPassed rather than wait.
+func recvChannel(pass *os.File, extra int) (string, *os.File, error) {
 	buf := make([]byte, maxChannelID)
 	oob := make([]byte, unix.CmsgSpace(4*4))
-	n, oobn, flags, _, err := unix.Recvmsg(int(pass.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	n, oobn, flags, _, err := unix.Recvmsg(int(pass.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC|extra)
+	if errors.Is(err, unix.EAGAIN) && extra&unix.MSG_DONTWAIT != 0 {
+		return "", nil, errNothingPassed
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("recvmsg: %w", err)
 	}

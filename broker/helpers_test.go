@@ -90,17 +90,8 @@ func attachBroker(t testing.TB, cfg Config) *testBroker {
 	tt, _ := t.(*testing.T)
 	b := &testBroker{t: tt, s: s, sup: sup, cfg: *s.cfg}
 	t.Cleanup(func() {
-		s.mu.Lock()
-		ids := make([]string, 0, len(s.channels))
-		for id := range s.channels {
-			ids = append(ids, id)
-		}
-		s.mu.Unlock()
-		for _, id := range ids {
-			_, _ = s.Close(id)
-		}
+		s.closeAll()
 		s.audit.Close()
-		s.egress.CloseIdleConnections()
 		sup.Close()
 		brk.Close()
 	})

@@ -24,61 +24,50 @@ import (
 // OAuth2 token is refreshed first if it has expired), the pinned request
 // (which decides again, on the final headers), one retry after a refresh if
 // an OAuth2 service answers 401 to a token that was not itself just
-// refreshed, redaction, audit. Every outcome is audited.
+// refreshed, redaction, audit.
+//
+// Every outcome is audited, and the decision in a record says whether the
+// request left the broker. A request refused or failed before it was sent
+// is one deny record. One that [egress.Client.Send] handled gets one allow
+// record per hop it sent (redirects included, each with its own host and
+// path) and, if Send stopped at a hop it did not send (refused, or the
+// connection failed), a deny record for that hop.
 func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, hr *abi.HTTPRequest) *channel.Response {
 	start := time.Now()
-	rec := withRun(audit.Record{Kind: audit.KindEgress, Method: hr.Method, RequestBytes: int64(len(hr.Body))}, ch, step, s.cfg.Tenant)
-	if u, err := url.Parse(hr.URL); err == nil {
-		rec.Path = u.Path // never the query: it carries data
-	}
-	finish := func(d egress.Decision, errno abi.Errno, code, reason string, resp *abi.HTTPResponse) *channel.Response {
-		rec.Code, rec.Reason = code, reason
+	rec := withRun(audit.Record{Kind: audit.KindEgress, Method: hr.Method, Path: pathOf(hr.URL), RequestBytes: int64(len(hr.Body))}, ch, step, s.cfg.Tenant)
+	// finish audits an outcome reached before anything was sent.
+	finish := func(d egress.Decision, errno abi.Errno, code, reason string) *channel.Response {
+		r := rec
+		r.Decision, r.Code, r.Reason = audit.DecisionDeny, code, reason
 		if d.Host != "" {
-			rec.Host, rec.Port = d.Host, d.Port
+			r.Host, r.Port = d.Host, d.Port
 		}
-		rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-		rec.Decision = audit.DecisionAllow
-		if notSent(errno, code) {
-			rec.Decision = audit.DecisionDeny
-			ch.mu.Lock()
-			ch.denied++
-			ch.mu.Unlock()
-			s.log.Warn("egress denied", "decision", rec.Decision, "code", code, "reason", reason, "connector", rec.Connector, "intent", rec.Intent, "host", rec.Host)
-		}
-		if err := s.audit.Append(rec); err != nil {
-			// Security: no audit record, no request result.
-			s.log.Error("audit append failed", "error", err)
-			return deny(abi.ErrnoUnavailable, "audit_unavailable", "the audit log cannot be written")
-		}
-		if errno != abi.ErrnoOK {
-			return deny(errno, code, reason)
-		}
-		return &channel.Response{Errno: abi.ErrnoOK, HTTP: resp}
+		return s.answer(ch, start, deny(errno, code, reason), r)
 	}
 
 	ch.mu.Lock()
 	ch.requests++
 	ch.stepRequests++
-	n, total := ch.stepRequests, ch.requests
+	n, total, deadline := ch.stepRequests, ch.requests, ch.deadline
 	ch.mu.Unlock()
 	if n > s.cfg.MaxRequestsPerStep {
-		return finish(egress.Decision{}, abi.ErrnoLimit, "request_budget_exceeded", fmt.Sprintf("request budget of %d per step exceeded", s.cfg.MaxRequestsPerStep), nil)
+		return finish(egress.Decision{}, abi.ErrnoLimit, "request_budget_exceeded", fmt.Sprintf("request budget of %d per step exceeded", s.cfg.MaxRequestsPerStep))
 	}
 	if total > s.cfg.MaxRequestsPerChannel {
-		return finish(egress.Decision{}, abi.ErrnoLimit, "request_budget_exceeded", fmt.Sprintf("request budget of %d per run of the connector exceeded", s.cfg.MaxRequestsPerChannel), nil)
+		return finish(egress.Decision{}, abi.ErrnoLimit, "request_budget_exceeded", fmt.Sprintf("request budget of %d per run of the connector exceeded", s.cfg.MaxRequestsPerChannel))
 	}
 
 	// Security: placeholders are only ever substituted in header values;
 	// one in the URL or body is a connector bug, refused so it is found.
 	for _, ph := range []string{abi.CredentialPlaceholder, abi.SignaturePlaceholder} {
 		if strings.Contains(hr.URL, ph) || bytes.Contains(hr.Body, []byte(ph)) {
-			return finish(egress.Decision{}, abi.ErrnoInvalid, "placeholder_misplaced", "credential placeholder outside a header value: the broker substitutes it only in headers", nil)
+			return finish(egress.Decision{}, abi.ErrnoInvalid, "placeholder_misplaced", "credential placeholder outside a header value: the broker substitutes it only in headers")
 		}
 	}
 
 	d := egress.Decide(ch.rules, hr.Method, hr.URL, hr.Headers)
 	if !d.Allowed() {
-		return finish(d, abi.ErrnoDenied, d.Code, withConnector(d.Reason, ch.grant.Connector), nil)
+		return finish(d, abi.ErrnoDenied, d.Code, withConnector(d.Reason, ch.grant.Connector))
 	}
 
 	usesCred := false
@@ -86,14 +75,14 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 		// Security: the timestamp a signature covers is the broker's, so
 		// a connector cannot collect signatures for future times.
 		if textproto.CanonicalMIMEHeaderKey(k) == abi.SignatureTimestampHeader {
-			return finish(d, abi.ErrnoDenied, egress.CodeHopByHopHeader, "header "+abi.SignatureTimestampHeader+" may not be set by a connector (set by the broker)", nil)
+			return finish(d, abi.ErrnoDenied, egress.CodeHopByHopHeader, "header "+abi.SignatureTimestampHeader+" may not be set by a connector (set by the broker)")
 		}
 		for _, v := range vs {
 			usesCred = usesCred || strings.Contains(v, abi.CredentialPlaceholder) || strings.Contains(v, abi.SignaturePlaceholder)
 		}
 	}
 	if usesCred && ch.cred == nil {
-		return finish(d, abi.ErrnoDenied, "no_credential", fmt.Sprintf("connector %s declares no credential, but its request carries a credential placeholder", ch.grant.Connector), nil)
+		return finish(d, abi.ErrnoDenied, "no_credential", fmt.Sprintf("connector %s declares no credential, but its request carries a credential placeholder", ch.grant.Connector))
 	}
 	var oauth bool
 	if usesCred {
@@ -101,16 +90,18 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 		oauth = ch.cred.get().Meta.Kind == vault.KindOAuth2
 		if cur := ch.cred.get().Secret; oauth && needsRefresh(cur, s.now()) {
 			if err := s.refresh(ctx, ch, step, cur.AccessToken); err != nil {
-				return finish(d, abi.ErrnoUnavailable, codeRefreshFailed, refreshMessage(ctx, err), nil)
+				return finish(d, abi.ErrnoUnavailable, codeRefreshFailed, refreshMessage(ctx, err))
 			}
 		}
 	}
 
 	lim := s.limits
-	if step.DeadlineMS > 0 {
-		lim.Timeout = min(orDefault(lim.Timeout, egress.DefaultTimeout), time.Duration(step.DeadlineMS)*time.Millisecond)
-	}
 	for attempt := 1; ; attempt++ {
+		// Per attempt: a refresh and a retry spend the step's time too.
+		var ok bool
+		if lim.Timeout, ok = requestTimeout(s.limits.Timeout, deadline, time.Now()); !ok {
+			return finish(d, abi.ErrnoLimit, codeStepDeadline, "the step's deadline has passed")
+		}
 		req := *hr
 		req.Headers = make(map[string][]string, len(hr.Headers)+1)
 		for k, vs := range hr.Headers {
@@ -119,62 +110,63 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 		var red *redact.Redactor
 		var token string
 		if usesCred {
-			cred := ch.cred.get()
+			cred, base, redErr := ch.cred.snapshot()
 			token = cred.Secret.AccessToken
-			secrets, err := applyCredential(cred, req.Headers, req.Method, d.URL, req.Body, s.now())
+			extra, err := applyCredential(cred, req.Headers, req.Method, d.URL, req.Body, s.now())
 			var pe *placeholderError
 			if errors.As(err, &pe) {
-				return finish(d, abi.ErrnoInvalid, codeWrongPlaceholder, pe.msg, nil)
+				return finish(d, abi.ErrnoInvalid, codeWrongPlaceholder, pe.msg)
 			}
 			if err != nil {
-				return finish(d, abi.ErrnoUnavailable, codeCredentialUnavailable, "attach credential: "+err.Error(), nil)
+				return finish(d, abi.ErrnoUnavailable, codeCredentialUnavailable, "attach credential: "+err.Error())
 			}
-			if red, err = redact.New(secrets); err != nil {
+			red = base
+			if redErr == nil && len(extra) > 0 {
+				red, redErr = base.With(extra)
+			}
+			if redErr != nil {
 				// Security: a secret too short to redact safely is never sent.
-				return finish(d, abi.ErrnoUnavailable, codeCredentialUnavailable, "credential cannot be redacted safely: "+err.Error(), nil)
+				return finish(d, abi.ErrnoUnavailable, codeCredentialUnavailable, "credential cannot be redacted safely: "+redErr.Error())
 			}
 		}
 		// The tenant's egress quota, checked last so that a request the
 		// policy refuses is reported for that reason, and per attempt: a
 		// retry after a refresh leaves again.
 		if reason := s.quota.admit(s.now()); reason != "" {
-			return finish(d, abi.ErrnoLimit, codeEgressQuota, reason, nil)
+			return finish(d, abi.ErrnoLimit, codeEgressQuota, reason)
 		}
-		resp, d2, err := s.egress.Send(ctx, ch.rules, &req, lim)
-		sent := len(req.Body)
-		if resp != nil {
-			sent += len(resp.Body)
-		}
-		s.quota.charge(s.now(), sent)
-		if d2.Host != "" {
-			d = d2
-		}
+		resp, _, err := s.egress.Send(ctx, ch.rules, &req, lim)
+		s.quota.charge(s.now(), sentBytes(resp))
+		recs := hopRecords(rec, resp.Hops, ch.grant.Connector)
+		last := &recs[len(recs)-1]
 		if err != nil {
 			var de *egress.DeniedError
 			var tl *egress.ResponseTooLargeError
+			errno := abi.ErrnoUnavailable
 			switch {
 			case errors.As(err, &de):
-				return finish(de.Decision, abi.ErrnoDenied, de.Decision.Code, withConnector(de.Decision.Reason, ch.grant.Connector), nil)
+				errno = abi.ErrnoDenied
+				last.Code, last.Reason = de.Decision.Code, withConnector(de.Decision.Reason, ch.grant.Connector)
 			case errors.As(err, &tl):
-				return finish(d, abi.ErrnoTooLarge, "response_too_large", tl.Error(), nil)
+				errno = abi.ErrnoTooLarge
+				last.Code, last.Reason = "response_too_large", tl.Error()
 			case ctx.Err() != nil:
-				return finish(d, abi.ErrnoUnavailable, "cancelled", "the request was cancelled: the worker went away or the channel closed", nil)
+				last.Code, last.Reason = "cancelled", "the request was cancelled: the worker went away or the channel closed"
+			default:
+				last.Code, last.Reason = "unavailable", scrub(err.Error(), red)
 			}
-			return finish(d, abi.ErrnoUnavailable, "unavailable", scrub(err.Error(), red), nil)
+			return s.answer(ch, start, deny(errno, last.Code, last.Reason), recs...)
 		}
 		if oauth && attempt == 1 && resp.Status == http.StatusUnauthorized && !s.refreshedRecently(rec.CredentialID, token) {
 			// The service refused the token (revoked, or expired early):
 			// refresh once and repeat the request, which was not acted on.
-			first := rec
-			first.Code, first.Reason, first.Decision = "retry_after_refresh", "the service answered 401; refreshing the token and retrying once", audit.DecisionAllow
-			first.Host, first.Port, first.Status, first.Bytes = d.Host, d.Port, resp.Status, int64(len(resp.Body))
-			first.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-			if err := s.audit.Append(first); err != nil {
-				s.log.Error("audit append failed", "error", err)
-				return deny(abi.ErrnoUnavailable, "audit_unavailable", "the audit log cannot be written")
+			last.Code, last.Reason = "retry_after_refresh", "the service answered 401; refreshing the token and retrying once"
+			last.Bytes = int64(len(resp.Body))
+			if a := s.answer(ch, start, nil, recs...); a != nil {
+				return a
 			}
 			if err := s.refresh(ctx, ch, step, token); err != nil {
-				return finish(d, abi.ErrnoUnavailable, codeRefreshFailed, refreshMessage(ctx, err), nil)
+				return finish(d, abi.ErrnoUnavailable, codeRefreshFailed, refreshMessage(ctx, err))
 			}
 			continue
 		}
@@ -184,21 +176,89 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 		if red != nil {
 			var n int
 			out.Body, n = red.Bytes(out.Body)
-			rec.Redactions = n + red.Headers(out.Headers)
+			last.Redactions = n + red.Headers(out.Headers)
 		}
-		rec.Status, rec.Bytes = out.Status, int64(len(out.Body))
-		return finish(d, abi.ErrnoOK, "", "", out)
+		last.Bytes = int64(len(out.Body))
+		if a := s.answer(ch, start, nil, recs...); a != nil {
+			return a
+		}
+		return &channel.Response{Errno: abi.ErrnoOK, HTTP: out}
 	}
 }
 
-// notSent reports whether an outcome means the request never left the
-// broker: those are audited as denials.
-func notSent(errno abi.Errno, code string) bool {
-	switch errno {
-	case abi.ErrnoDenied, abi.ErrnoLimit, abi.ErrnoInvalid, abi.ErrnoTooLarge:
-		return true
+// answer appends recs to the audit log, counting and logging each denial,
+// and returns then. If a record cannot be written it returns a refusal
+// instead (no audit record, no request result).
+func (s *server) answer(ch *channelState, start time.Time, then *channel.Response, recs ...audit.Record) *channel.Response {
+	for _, r := range recs {
+		r.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+		if r.Decision == audit.DecisionDeny {
+			ch.mu.Lock()
+			ch.denied++
+			ch.mu.Unlock()
+			s.log.Warn("egress denied", "decision", r.Decision, "code", r.Code, "reason", r.Reason, "connector", r.Connector, "intent", r.Intent, "host", r.Host)
+		}
+		if err := s.audit.Append(r); err != nil {
+			// Security: no audit record, no request result.
+			s.log.Error("audit append failed", "error", err)
+			return deny(abi.ErrnoUnavailable, "audit_unavailable", "the audit log cannot be written")
+		}
 	}
-	return code == codeRefreshFailed || code == codeCredentialUnavailable
+	return then
+}
+
+// hopRecords returns one egress record per hop of one Send, built on base:
+// allow for a hop that was sent, deny for one that was not (with the hop's
+// decision when policy refused it). The credential id stays only on hops
+// that carried the request's headers, the only ones a credential reaches.
+func hopRecords(base audit.Record, hops []egress.Hop, connector string) []audit.Record {
+	if len(hops) == 0 {
+		// BUG: Send reports at least one hop for every request it takes.
+		base.Decision = audit.DecisionDeny
+		return []audit.Record{base}
+	}
+	recs := make([]audit.Record, len(hops))
+	for i, h := range hops {
+		r := base
+		r.Method, r.Path, r.Status, r.RequestBytes = h.Method, pathOf(h.URL), h.Status, h.RequestBytes
+		if h.Decision.Host != "" {
+			r.Host, r.Port = h.Decision.Host, h.Decision.Port
+		}
+		if !h.Original {
+			r.CredentialID = ""
+		}
+		r.Decision = audit.DecisionAllow
+		if !h.Sent {
+			r.Decision = audit.DecisionDeny
+			if !h.Decision.Allowed() {
+				r.Code, r.Reason = h.Decision.Code, withConnector(h.Decision.Reason, connector)
+			}
+		}
+		recs[i] = r
+	}
+	return recs
+}
+
+// sentBytes is what the egress quota counts for one Send: the request
+// bodies that left and the response body that came back.
+func sentBytes(r *egress.Response) int {
+	n := len(r.Body)
+	for _, h := range r.Hops {
+		if h.Sent {
+			n += int(h.RequestBytes)
+		}
+	}
+	return n
+}
+
+// pathOf returns the path of a URL for the audit log, never its query,
+// which carries data.
+func pathOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Path
 }
 
 func refreshMessage(ctx context.Context, err error) string {
@@ -225,9 +285,23 @@ func scrub(msg string, r *redact.Redactor) string {
 	return out
 }
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
+// codeStepDeadline: the step's deadline passed before the request was
+// sent.
+const codeStepDeadline = "step_deadline_exceeded"
+
+// requestTimeout bounds one request: the egress limit (zero: the egress
+// default), or what is left before the step's deadline (zero: none) if
+// that is shorter. ok is false when the deadline has passed.
+func requestTimeout(limit time.Duration, deadline, now time.Time) (time.Duration, bool) {
+	if limit <= 0 {
+		limit = egress.DefaultTimeout
 	}
-	return d
+	if deadline.IsZero() {
+		return limit, true
+	}
+	left := deadline.Sub(now)
+	if left <= 0 {
+		return 0, false
+	}
+	return min(limit, left), true
 }

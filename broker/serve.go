@@ -2,9 +2,11 @@ package broker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/sys/unix"
 
 	"aileron.dev/aileron/broker/audit"
 	"aileron.dev/aileron/broker/channel"
@@ -166,23 +169,21 @@ func (s *server) configured() (*Config, error) {
 	return s.cfg, nil
 }
 
-// Open implements Control: it takes the next descriptor from the passing
-// socket, which must carry args.ChannelID, and binds it to args.Grant.
+// Open implements Control: it takes the descriptor for args.ChannelID from
+// the passing socket and binds it to args.Grant.
 func (s *server) Open(args OpenArgs) error {
-	cfg, err := s.configured()
+	// The descriptor is taken first, even when Open is then refused, so
+	// the next Open finds its own.
+	f, err := s.receive(args.ChannelID)
 	if err != nil {
 		return err
 	}
-	s.passMu.Lock()
-	id, f, err := RecvChannel(s.pass)
-	s.passMu.Unlock()
+	cfg, err := s.configured()
 	if err != nil {
-		return fmt.Errorf("receive channel: %w", err)
-	}
-	if id != args.ChannelID {
 		f.Close()
-		return fmt.Errorf("received channel %q while opening %q", id, args.ChannelID)
+		return err
 	}
+	id := args.ChannelID
 	conn, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
@@ -235,6 +236,30 @@ func (s *server) Open(args OpenArgs) error {
 	return nil
 }
 
+// receive takes the descriptor labelled id from the passing socket. The
+// supervisor passes it just before calling Open, so it is already queued:
+// receive never waits. Descriptors queued before it belong to Opens that
+// never arrived (an RPC that failed on the way); they are closed, so that
+// one lost Open does not hand every later Open its predecessor's channel.
+func (s *server) receive(id string) (*os.File, error) {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
+	for {
+		got, f, err := recvChannel(s.pass, unix.MSG_DONTWAIT)
+		if errors.Is(err, errNothingPassed) {
+			return nil, fmt.Errorf("receive channel %s: no descriptor was passed for it", id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("receive channel %s: %w", id, err)
+		}
+		if got == id {
+			return f, nil
+		}
+		f.Close()
+		s.log.Warn("closed a stale channel descriptor", "stale", got, "opening", id)
+	}
+}
+
 func credentialError(g Grant, err error) error {
 	switch {
 	case errors.Is(err, vault.ErrNoBinding):
@@ -263,9 +288,14 @@ func (ch *channelState) setStep(st Step) error {
 			return fmt.Errorf("step %s: intent %s needs scope %q, which the action did not grant to %s", st.StepID, st.Intent, sc, ch.grant.Connector)
 		}
 	}
+	var deadline time.Time
+	if st.DeadlineMS > 0 {
+		deadline = time.Now().Add(time.Duration(st.DeadlineMS) * time.Millisecond)
+	}
 	ch.mu.Lock()
 	ch.step = &st
 	ch.stepRequests = 0
+	ch.deadline = deadline
 	ch.mu.Unlock()
 	return nil
 }
@@ -312,8 +342,12 @@ type channelState struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu           sync.Mutex
-	step         *Step
+	mu   sync.Mutex
+	step *Step
+	// deadline is when the step's time is up (zero: no deadline): its
+	// DeadlineMS counted from when the broker was told of the step, so
+	// each request gets what is left, not the whole budget again.
+	deadline     time.Time
 	stepRequests int
 	requests     int
 	events       int
@@ -423,6 +457,14 @@ func (s *server) handle(ctx context.Context, ch *channelState, req *channel.Requ
 		if req.Audit == nil || req.HTTP != nil {
 			return deny(abi.ErrnoInvalid, "invalid", "audit event missing")
 		}
+		// Security: the worker checks both, but a compromised worker
+		// writes frames itself; the broker checks what it appends.
+		if req.Audit.Event == "" {
+			return deny(abi.ErrnoInvalid, "invalid", "audit event has no name")
+		}
+		if n := eventSize(req.Audit); n > abi.MaxLogRecordBytes {
+			return deny(abi.ErrnoTooLarge, "event_too_large", fmt.Sprintf("audit event is %d bytes, over the limit of %d", n, abi.MaxLogRecordBytes))
+		}
 		ch.mu.Lock()
 		ch.events++
 		n := ch.events
@@ -436,6 +478,25 @@ func (s *server) handle(ctx context.Context, ch *channelState, req *channel.Requ
 		return &channel.Response{Errno: abi.ErrnoOK}
 	}
 	return deny(abi.ErrnoInvalid, "invalid", fmt.Sprintf("unknown operation %q", req.Op))
+}
+
+// eventSize is the size of ev as JSON, as the broker encodes it, without
+// HTML escaping (which would count "<" six times).
+func eventSize(ev *abi.AuditEvent) int {
+	var cw countWriter
+	enc := json.NewEncoder(&cw)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		return math.MaxInt // not encodable: refused as too large
+	}
+	return cw.n - 1 // Encode's newline
+}
+
+type countWriter struct{ n int }
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	return len(p), nil
 }
 
 func deny(e abi.Errno, code, msg string) *channel.Response {

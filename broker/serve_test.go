@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"aileron.dev/aileron/broker/audit"
 	"aileron.dev/aileron/broker/channel"
+	"aileron.dev/aileron/broker/egress"
 	"aileron.dev/aileron/sdk/abi"
 )
 
@@ -193,6 +195,26 @@ func TestBroker_EventBudget(t *testing.T) {
 	require.Len(t, b.records(t), 2)
 }
 
+func TestBroker_EventChecks(t *testing.T) {
+	// The worker bounds events too, but the broker does not rely on it: a
+	// compromised worker writes frames itself.
+	b := newTestBroker(t, loopbackOK, nil)
+	w, _ := b.open(t, plainGrant)
+	big := &abi.AuditEvent{Event: "x", Fields: map[string]any{"pad": strings.Repeat("a", abi.MaxLogRecordBytes)}}
+	r := call(t, w, &channel.Request{Op: channel.OpAudit, Audit: big})
+	require.Equal(t, abi.ErrnoTooLarge, r.Errno)
+	require.Equal(t, &abi.Error{Code: "event_too_large", Message: "audit event is 16417 bytes, over the limit of 16384"}, r.Error)
+	r = call(t, w, &channel.Request{Op: channel.OpAudit, Audit: &abi.AuditEvent{Fields: map[string]any{"id": "42"}}})
+	require.Equal(t, abi.ErrnoInvalid, r.Errno)
+	require.Equal(t, &abi.Error{Code: "invalid", Message: "audit event has no name"}, r.Error)
+	require.Empty(t, b.records(t))
+
+	// Exactly at the limit is fine.
+	fits := &abi.AuditEvent{Event: "x", Fields: map[string]any{"pad": strings.Repeat("a", abi.MaxLogRecordBytes-33)}}
+	require.Equal(t, abi.ErrnoOK, call(t, w, &channel.Request{Op: channel.OpAudit, Audit: fits}).Errno)
+	require.Len(t, b.records(t), 1)
+}
+
 func TestBroker_MaxChannels(t *testing.T) {
 	b := newTestBroker(t, Config{UnsafeAllowLoopback: true, MaxChannels: 2}, nil)
 	_, id1 := b.open(t, plainGrant)
@@ -213,9 +235,12 @@ func TestBroker_ResponseTooLarge(t *testing.T) {
 	r := call(t, w, get("https://api.example.com/big", nil))
 	require.Equal(t, abi.ErrnoTooLarge, r.Errno)
 	require.Equal(t, &abi.Error{Code: "response_too_large", Message: "response exceeds 1024 bytes"}, r.Error)
+	// The request was sent, so it is audited as allowed; only its
+	// response was refused.
 	rec := b.lastEgress(t)
-	require.Equal(t, audit.DecisionDeny, rec.Decision)
+	require.Equal(t, audit.DecisionAllow, rec.Decision)
 	require.Equal(t, "response_too_large", rec.Code)
+	require.Equal(t, 200, rec.Status)
 
 	// The channel is still usable.
 	r = call(t, w, get("https://api.example.com/big", map[string][]string{"Host": {"evil.example.com"}}))
@@ -265,13 +290,24 @@ func TestBroker_Redirects(t *testing.T) {
 	t.Run("followed_and_refused", func(t *testing.T) {
 		b := newTestBroker(t, Config{UnsafeAllowLoopback: true, FollowRedirects: 3}, services)
 		b.put(t, "k", "api_key", SecretInput{Value: "key-redirect-0001"})
-		w, _ := b.open(t, grant)
+		w, id := b.open(t, grant)
 		r := call(t, w, get("https://api.example.com/away", hdr))
 		require.Equal(t, abi.ErrnoDenied, r.Errno)
 		require.Equal(t, &abi.Error{Code: "host_not_declared", Message: "redirect: host evil.example.com:443 is not declared in the manifest of github://acme/svc"}, r.Error)
-		rec := b.lastEgress(t)
-		require.Equal(t, audit.DecisionDeny, rec.Decision)
-		require.Equal(t, "evil.example.com", rec.Host)
+		// The first hop left with the credential: it is recorded as
+		// sent, then the refused hop as denied.
+		recs := b.records(t)
+		require.Len(t, recs, 2)
+		require.Equal(t, audit.DecisionAllow, recs[0].Decision)
+		require.Equal(t, "api.example.com", recs[0].Host)
+		require.Equal(t, "/away", recs[0].Path)
+		require.Equal(t, 302, recs[0].Status)
+		require.Equal(t, "k", recs[0].CredentialID)
+		require.Equal(t, audit.DecisionDeny, recs[1].Decision)
+		require.Equal(t, "evil.example.com", recs[1].Host)
+		require.Equal(t, "/steal", recs[1].Path)
+		require.Equal(t, "host_not_declared", recs[1].Code)
+		require.Empty(t, recs[1].CredentialID, "the credential never went to evil.example.com")
 
 		// Same origin: followed, with the credential.
 		before := len(svc.requests())
@@ -282,6 +318,11 @@ func TestBroker_Redirects(t *testing.T) {
 		require.Len(t, seen, 1)
 		require.Equal(t, "/landing", seen[0].RequestURI)
 		require.Equal(t, "key-redirect-0001", seen[0].Header.Get("X-Api-Key"))
+		recs = b.records(t)[2:]
+		require.Len(t, recs, 2, "one record per hop")
+		require.Equal(t, []string{"/same", "/landing"}, []string{recs[0].Path, recs[1].Path})
+		require.Equal(t, []int{302, 200}, []int{recs[0].Status, recs[1].Status})
+		require.Equal(t, []string{audit.DecisionAllow, audit.DecisionAllow}, []string{recs[0].Decision, recs[1].Decision})
 
 		// Another declared host: followed, without the credential.
 		r = call(t, w, get("https://api.example.com/other", hdr))
@@ -289,7 +330,79 @@ func TestBroker_Redirects(t *testing.T) {
 		require.EqualValues(t, 1, otherHits.Load())
 		last := svc.requests()[len(svc.requests())-1]
 		require.Empty(t, last.Header.Get("X-Api-Key"))
+		recs = b.records(t)[4:]
+		require.Len(t, recs, 2)
+		require.Equal(t, "k", recs[0].CredentialID)
+		require.Equal(t, "other.example.com", recs[1].Host)
+		require.Empty(t, recs[1].CredentialID, "the credential does not follow a redirect to another host")
+		reply, err := b.s.Close(id)
+		require.NoError(t, err)
+		require.Equal(t, CloseReply{Requests: 3, Denied: 1}, reply)
 	})
+}
+
+func TestBroker_ConnectFailureIsNotSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	down := ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there any more
+	b := newTestBroker(t, Config{UnsafeAllowLoopback: true, Routes: map[string]string{"api.example.com:443": down}}, nil)
+	w, id := b.open(t, plainGrant)
+	r := call(t, w, get("https://api.example.com/v1?q=secret", nil))
+	require.Equal(t, abi.ErrnoUnavailable, r.Errno)
+	require.Equal(t, "unavailable", r.Error.Code)
+	recs := b.records(t)
+	require.Len(t, recs, 1)
+	require.Equal(t, audit.DecisionDeny, recs[0].Decision, "nothing left the broker")
+	require.Equal(t, "unavailable", recs[0].Code)
+	require.Equal(t, "api.example.com", recs[0].Host)
+	require.Equal(t, "/v1", recs[0].Path)
+	reply, err := b.s.Close(id)
+	require.NoError(t, err)
+	require.Equal(t, CloseReply{Requests: 1, Denied: 1}, reply)
+}
+
+func TestBroker_StepDeadlineIsAbsolute(t *testing.T) {
+	svc := &echo{}
+	b := newTestBroker(t, loopbackOK, map[string]http.Handler{"api.example.com": svc})
+	w, id := b.open(t, plainGrant)
+	require.NoError(t, b.s.Step(StepArgs{ChannelID: id, Step: Step{StepID: "s2", Intent: "go", DeadlineMS: 1}}))
+	time.Sleep(20 * time.Millisecond)
+	// The step's time is spent: the request is not sent at all, rather
+	// than given the step's whole deadline again.
+	r := call(t, w, get("https://api.example.com/", nil))
+	require.Equal(t, abi.ErrnoLimit, r.Errno)
+	require.Equal(t, &abi.Error{Code: "step_deadline_exceeded", Message: "the step's deadline has passed"}, r.Error)
+	require.Empty(t, svc.requests())
+	rec := b.lastEgress(t)
+	require.Equal(t, audit.DecisionDeny, rec.Decision)
+	require.Equal(t, "step_deadline_exceeded", rec.Code)
+}
+
+func TestRequestTimeout(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tests := []struct {
+		name     string
+		limit    time.Duration
+		deadline time.Time
+		want     time.Duration
+		ok       bool
+	}{
+		{"no deadline", 5 * time.Second, time.Time{}, 5 * time.Second, true},
+		{"no deadline, default limit", 0, time.Time{}, egress.DefaultTimeout, true},
+		{"limit first", 5 * time.Second, now.Add(time.Minute), 5 * time.Second, true},
+		{"what is left of the step", 5 * time.Second, now.Add(2 * time.Second), 2 * time.Second, true},
+		{"default limit, step shorter", 0, now.Add(time.Second), time.Second, true},
+		{"deadline now", 5 * time.Second, now, 0, false},
+		{"deadline passed", 5 * time.Second, now.Add(-time.Second), 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := requestTimeout(tt.limit, tt.deadline, now)
+			require.Equal(t, tt.ok, ok)
+			require.Equal(t, tt.want, got)
+		})
+	}
 }
 
 func TestBroker_ConnectorEventsAudited(t *testing.T) {

@@ -10,6 +10,19 @@ import (
 // exit. The supervisor waits for the exit and kills the process only if it
 // does not come.
 func (s *server) Shutdown() error {
+	s.closeAll()
+	s.mu.Lock()
+	if s.audit != nil {
+		_ = s.audit.Close()
+	}
+	s.mu.Unlock()
+	// Leave time for the reply to be written.
+	time.AfterFunc(20*time.Millisecond, func() { os.Exit(0) })
+	return nil
+}
+
+// closeAll closes every open channel, cancelling requests in flight.
+func (s *server) closeAll() {
 	s.mu.Lock()
 	ids := make([]string, 0, len(s.channels))
 	for id := range s.channels {
@@ -19,12 +32,4 @@ func (s *server) Shutdown() error {
 	for _, id := range ids {
 		_, _ = s.Close(id)
 	}
-	s.mu.Lock()
-	if s.audit != nil {
-		_ = s.audit.Close()
-	}
-	s.mu.Unlock()
-	// Leave time for the reply to be written.
-	time.AfterFunc(20*time.Millisecond, func() { os.Exit(0) })
-	return nil
 }

@@ -19,9 +19,9 @@
 // Anyone who can write the file can also recompute every hash after an
 // edit: the chain shows that a log is internally consistent, not who wrote
 // it. Removing records from the end is indistinguishable from a log that
-// stopped there. Both are caught by comparing the head ([Log.Head], or the
-// last record from [Tail]) with a copy kept elsewhere, which `aileron audit
-// verify` prints for exactly that purpose.
+// stopped there. Both are caught by comparing the head (the last record,
+// from [Tail]) with a copy kept elsewhere, which `aileron audit verify`
+// prints for exactly that purpose.
 //
 // # Durability
 //
@@ -44,6 +44,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"aileron.dev/aileron/cas/atomicfile"
 )
 
 // Genesis is the prev of the first record.
@@ -55,8 +57,9 @@ const MaxRecordBytes = 256 << 10
 // Record kinds written by the broker. Kind is free text otherwise, but
 // never empty.
 const (
-	// KindEgress is an egress decision: allowed (with status and sizes)
-	// or denied (with code and reason).
+	// KindEgress is an egress decision, one record per request the broker
+	// sent or refused (a followed redirect is one more request): allowed
+	// (with status and sizes) or denied (with code and reason).
 	KindEgress = "egress"
 	// KindConnectorEvent is an event the connector emitted with
 	// audit_emit; Event and Fields come from the connector.
@@ -71,9 +74,13 @@ const (
 
 // Values of [Record.Decision], the same words egress.Result prints.
 const (
-	// DecisionAllow: the request was allowed.
+	// DecisionAllow: the request left the broker. Code and Reason are set
+	// if it then failed (no answer in time, a response over the limit).
 	DecisionAllow = "allow"
-	// DecisionDeny: the request was denied; Code and Reason say why.
+	// DecisionDeny: the request did not leave the broker: a policy or a
+	// limit refused it, or it could not be sent (the name did not resolve,
+	// the connection or the TLS handshake failed). Code and Reason say
+	// why.
 	DecisionDeny = "deny"
 )
 
@@ -208,11 +215,10 @@ func open(f *os.File, path string) (*Log, error) {
 		return nil, fmt.Errorf("audit: open %s: %w", path, err)
 	}
 	if fi.Size() == 0 {
-		// Make the new file's directory entry durable too.
-		if d, err := os.Open(filepath.Dir(path)); err == nil {
-			d.Sync()
-			d.Close()
-		}
+		// Make the new file's directory entry durable too (best effort:
+		// a filesystem that cannot fsync a directory must not stop the
+		// broker).
+		_ = atomicfile.SyncDir(filepath.Dir(path))
 	}
 	return &Log{f: f, path: path, seq: seq, head: head, size: fi.Size(), sync: true}, nil
 }
@@ -339,15 +345,6 @@ func (l *Log) syncThrough(seq uint64) error {
 	}
 	l.synced = target
 	return nil
-}
-
-// Head returns the seq and hash of the last record (0 and Genesis for an
-// empty log). Keep a copy elsewhere to detect truncation or a rewritten
-// chain.
-func (l *Log) Head() (uint64, string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.seq, l.head
 }
 
 // Close releases the lock and closes the file.

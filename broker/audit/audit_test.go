@@ -57,7 +57,7 @@ func writeLog(t *testing.T, n int) (string, []byte) {
 
 func TestAppendVerifyReopen(t *testing.T) {
 	l, path := openTemp(t)
-	seq, head := l.Head()
+	seq, head := chainHead(l)
 	require.Equal(t, uint64(0), seq)
 	require.Equal(t, Genesis, head)
 	for i := 0; i < 5; i++ {
@@ -83,7 +83,7 @@ func TestAppendVerifyReopen(t *testing.T) {
 	require.Len(t, recs, 2)
 	require.Equal(t, uint64(4), recs[0].Seq)
 	require.Equal(t, uint64(5), recs[1].Seq)
-	seq, head = l.Head()
+	seq, head = chainHead(l)
 	require.Equal(t, uint64(5), seq)
 	require.Equal(t, recs[1].Hash, head)
 	require.Equal(t, recs[0].Hash, recs[1].Prev)
@@ -94,7 +94,7 @@ func TestAppendVerifyReopen(t *testing.T) {
 	l2, err := Open(path)
 	require.NoError(t, err)
 	defer l2.Close()
-	seq2, head2 := l2.Head()
+	seq2, head2 := chainHead(l2)
 	require.Equal(t, seq, seq2)
 	require.Equal(t, head, head2)
 	require.NoError(t, l2.Append(Record{Kind: KindRun, RunID: "r2"}))
@@ -119,7 +119,7 @@ func TestAppend_Errors(t *testing.T) {
 		"audit: append x record: json: unsupported type: chan int")
 	require.ErrorContains(t, l.Append(Record{Kind: "x", Reason: strings.Repeat("a", MaxRecordBytes)}),
 		fmt.Sprintf("bytes, over the limit of %d", MaxRecordBytes))
-	seq, _ := l.Head()
+	seq, _ := chainHead(l)
 	require.Equal(t, uint64(0), seq, "failed appends do not advance the chain")
 }
 
@@ -159,14 +159,14 @@ func TestOpen_RecoversHeadOfLargeLog(t *testing.T) {
 	for i := 0; i < 700; i++ { // > 2*MaxRecordBytes, so only the tail is read
 		require.NoError(t, l.Append(Record{Kind: KindRun, Reason: pad}))
 	}
-	seq, head := l.Head()
+	seq, head := chainHead(l)
 	require.NoError(t, l.Close())
 	fi, _ := os.Stat(path)
 	require.Greater(t, fi.Size(), int64(2*MaxRecordBytes+2))
 	l2, err := Open(path)
 	require.NoError(t, err)
 	defer l2.Close()
-	seq2, head2 := l2.Head()
+	seq2, head2 := chainHead(l2)
 	require.Equal(t, seq, seq2)
 	require.Equal(t, head, head2)
 }
@@ -343,4 +343,11 @@ func TestAppend_TwoWriters(t *testing.T) {
 	n, err := Verify(f)
 	require.NoError(t, err)
 	require.Equal(t, 20, n)
+}
+
+// chainHead returns the seq and hash of the last record l wrote or read.
+func chainHead(l *Log) (uint64, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq, l.head
 }

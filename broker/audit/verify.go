@@ -44,7 +44,7 @@ func (e *VerifyError) Error() string {
 // is a [*VerifyError] naming the first one that did not, or a read error.
 // Any edited byte, deleted, inserted or reordered record, or a last line cut
 // short, is detected; records cut from the end are not (compare the last
-// hash with an anchored copy of [Log.Head]).
+// hash with an anchored copy of the head).
 func Verify(r io.Reader) (int, error) {
 	s := &scanner{anchored: true, prev: Genesis}
 	return s.all(r, nil)

@@ -25,8 +25,8 @@ const (
 	ClassPrivate
 	// ClassLinkLocal: 169.254.0.0/16, fe80::/10.
 	ClassLinkLocal
-	// ClassMetadata: a cloud instance metadata or platform endpoint. Only
-	// [AddrPolicy.AllowPrefixes] can allow it.
+	// ClassMetadata: a cloud instance metadata or platform endpoint. No
+	// [AddrPolicy] switch allows it.
 	ClassMetadata
 	// ClassMulticast: 224.0.0.0/4, ff00::/8.
 	ClassMulticast
@@ -243,10 +243,6 @@ type AddrPolicy struct {
 	// IPv6 addresses, for services on a private network. It never allows
 	// link-local or cloud metadata addresses.
 	UnsafeAllowPrivate bool
-	// AllowPrefixes is the operator's allowlist. An address inside one of
-	// these prefixes is allowed whatever its class, metadata included, so
-	// keep the prefixes narrow.
-	AllowPrefixes []netip.Prefix
 }
 
 // Check decides whether egress may connect to ip. IPv4-mapped addresses are
@@ -272,12 +268,6 @@ func (p AddrPolicy) check(ip netip.Addr) (Decision, string) {
 		return Decision{Result: Deny, Code: CodeAddressDenied, Host: ip.String()}, "scoped to an IPv6 zone"
 	}
 	ip = ip.Unmap()
-	for _, pre := range p.AllowPrefixes {
-		if pre.Masked().Contains(ip) {
-			return Decision{Result: Allow, Code: CodeAddressAllowed, Host: ip.String()},
-				"allowed by operator prefix " + pre.Masked().String()
-		}
-	}
 	c, what := ClassifyAddr(ip)
 	switch {
 	case c == ClassPublic:

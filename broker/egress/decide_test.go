@@ -74,7 +74,7 @@ func TestDecide(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rules, method := tc.rules, tc.method
-			if rules.Len() == 0 {
+			if len(rules.rules) == 0 {
 				rules = testRules
 			}
 			if method == "" {
@@ -244,7 +244,7 @@ func TestDecide_Errors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			rules, method := tc.rules, tc.method
-			if rules.Len() == 0 && tc.name != "no rules" {
+			if len(rules.rules) == 0 && tc.name != "no rules" {
 				rules = testRules
 			}
 			if method == "" {

@@ -22,18 +22,6 @@ type rule struct {
 	port     uint16
 }
 
-// Len returns the number of rules.
-func (r Rules) Len() int { return len(r.rules) }
-
-// String returns the rules in canonical form, comma-separated.
-func (r Rules) String() string {
-	s := make([]string, len(r.rules))
-	for i, ru := range r.rules {
-		s[i] = ru.text
-	}
-	return strings.Join(s, ",")
-}
-
 // ParseRules parses canonical destination strings: "name:port",
 // "*.suffix:port" (one leading wildcard label, matching exactly one extra
 // label; the suffix needs at least two labels), "a.b.c.d:port" or

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"aileron.dev/aileron/sdk/abi"
@@ -39,13 +41,11 @@ type Limits struct {
 	Timeout time.Duration
 	// FollowRedirects is how many redirects to follow. Zero returns a 3xx
 	// to the caller like any other response. Every hop is re-decided
-	// against the rules, and a hop from https to http is refused.
+	// against the rules, and a hop from https to http is refused. A hop
+	// carries the original headers only when it is [Hop.Original], so a
+	// credential placed in any header never follows a redirect to another
+	// host.
 	FollowRedirects int
-	// RedirectHeaders returns the headers to send on a redirect hop, which
-	// has passed Decide without headers. Nil means: the original headers
-	// when hop.Original, no headers otherwise, so a credential placed in
-	// any header never follows a redirect to another host.
-	RedirectHeaders func(hop Hop) map[string][]string
 }
 
 func (l Limits) withDefaults() (Limits, error) {
@@ -58,20 +58,31 @@ func (l Limits) withDefaults() (Limits, error) {
 	return l, nil
 }
 
-// Hop is one request that Send made or refused while following redirects.
-// The first hop is the connector's own request.
+// Hop is one request that Send made, or decided not to make, for one call.
+// The first hop is the connector's own request; the others follow
+// redirects.
 type Hop struct {
-	// Method and URL are what was (or would have been) sent; URL is the
-	// vetted URL.
+	// Method and URL are what was (or would have been) sent. URL is the
+	// vetted URL of an allowed hop, and the URL as requested (or as
+	// resolved from a Location header) of a refused one.
 	Method string
 	URL    string
 	// Decision is the policy decision for this hop.
 	Decision Decision
 	// Original reports whether the hop goes to the same scheme, host and
 	// port as the connector's request: the destination the credential was
-	// meant for. The broker substitutes credentials only on such hops.
+	// meant for. Only such hops carry the request's headers.
 	Original bool
-	// Status is the response status, or 0 if the hop was not sent.
+	// Sent reports whether the request was handed to a connection to the
+	// vetted address (TLS verified, for https): from then on its headers
+	// may have reached the service, so it counts as sent even if no
+	// response came back. A hop refused by policy, or whose name did not
+	// resolve or whose connection or TLS handshake failed, was not sent.
+	Sent bool
+	// RequestBytes is the size of the body the hop carries (or would have
+	// carried, if it was not sent).
+	RequestBytes int64
+	// Status is the response status, or 0 if none was read.
 	Status int
 }
 
@@ -84,8 +95,9 @@ type Response struct {
 	Header http.Header
 	// Body is the whole body, at most Limits.MaxResponseBody bytes.
 	Body []byte
-	// Hops lists every request made, the first one included, for the audit
-	// log.
+	// Hops lists, in order, every hop Send decided: each one it sent and,
+	// if it stopped at a hop it did not send (refused or failed), that
+	// one last. The broker audits one record per hop.
 	Hops []Hop
 }
 
@@ -128,51 +140,57 @@ func NewClient(cfg TransportConfig) (*Client, error) {
 	}}, nil
 }
 
-// CloseIdleConnections closes idle keep-alive connections.
-func (c *Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }
-
 // Send decides req against rules and, if allowed, sends it and reads the
 // response under lim.
 //
-// The returned Decision is the one for the hop whose response is returned
-// (or that failed). err is nil only on success. A policy refusal, whether by
-// [Decide], the address policy in the [Dialer] or a redirect hop, is a
-// [*DeniedError] carrying that Decision. A refused redirect hop returns the
-// 3xx that pointed there along with the error, so the broker can audit the
-// whole chain from Response.Hops and still hand the 3xx to the connector.
+// The returned Decision is the one for the last hop: the one whose response
+// is returned, or that was refused or failed. err is nil only on success. A
+// policy refusal, whether by [Decide], the address policy in the [Dialer]
+// or a redirect hop, is a [*DeniedError] carrying that Decision.
+//
+// The Response is never nil, so its Hops, which say what left the broker,
+// can be audited whatever happened. On error, Status, Header and Body are
+// empty, except that a refused redirect hop returns the 3xx that pointed
+// there.
 func (c *Client) Send(ctx context.Context, rules Rules, req *abi.HTTPRequest, lim Limits) (*Response, Decision, error) {
+	resp := &Response{}
 	if req == nil {
-		return nil, Decision{}, errors.New("egress: nil request")
+		return resp, Decision{}, errors.New("egress: nil request")
 	}
 	lim, err := lim.withDefaults()
 	if err != nil {
-		return nil, Decision{}, err
+		return resp, Decision{}, err
+	}
+	refused := func(method, u string, body []byte, d Decision) (*Response, Decision, error) {
+		resp.Hops = append(resp.Hops, Hop{Method: method, URL: u, Decision: d, RequestBytes: int64(len(body))})
+		return resp, d, &DeniedError{d}
 	}
 	d := Decide(rules, req.Method, req.URL, req.Headers)
 	if !d.Allowed() {
-		return nil, d, &DeniedError{d}
+		return refused(req.Method, req.URL, req.Body, d)
 	}
 	if int64(len(req.Body)) > lim.MaxRequestBody {
 		d = deny(CodeRequestTooLarge, d.Host, d.Port, "request body to %s:%d is %d bytes, over the limit of %d",
 			d.Host, d.Port, len(req.Body), lim.MaxRequestBody)
-		return nil, d, &DeniedError{d}
+		return refused(req.Method, req.URL, req.Body, d)
 	}
 	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
 
 	origin := originOf(d.URL)
 	method, headers, body := req.Method, req.Headers, req.Body
-	resp := &Response{}
 	for hop := 0; ; hop++ {
-		status, header, b, err := c.roundTrip(ctx, d, method, headers, body, lim.MaxResponseBody)
-		h := Hop{Method: method, URL: d.URL, Decision: d, Original: originOf(d.URL) == origin, Status: status}
-		resp.Hops = append(resp.Hops, h)
+		status, header, b, sent, err := c.roundTrip(ctx, d, method, headers, body, lim.MaxResponseBody)
+		resp.Hops = append(resp.Hops, Hop{Method: method, URL: d.URL, Decision: d, Original: originOf(d.URL) == origin,
+			Sent: sent, RequestBytes: int64(len(body)), Status: status})
 		if err != nil {
+			failed := &Response{Hops: resp.Hops}
 			var de *DeniedError
 			if errors.As(err, &de) {
-				return nil, de.Decision, err
+				failed.Hops[len(failed.Hops)-1].Decision = de.Decision
+				return failed, de.Decision, err
 			}
-			return nil, d, err
+			return failed, d, err
 		}
 		resp.Status, resp.Header, resp.Body = status, header, b
 		loc := header.Get("Location")
@@ -192,20 +210,14 @@ func (c *Client) Send(ctx context.Context, rules Rules, req *abi.HTTPRequest, li
 		}
 		nd := decideHop(rules, method, next, d)
 		if nd.Allowed() {
-			hh := Hop{Method: method, URL: nd.URL, Decision: nd, Original: originOf(nd.URL) == origin}
-			switch {
-			case lim.RedirectHeaders != nil:
-				headers = lim.RedirectHeaders(hh)
-			case hh.Original:
+			headers = nil
+			if originOf(nd.URL) == origin {
 				headers = req.Headers
-			default:
-				headers = nil
 			}
 			nd = Decide(rules, method, next, headers)
 		}
 		if !nd.Allowed() {
-			resp.Hops = append(resp.Hops, Hop{Method: method, URL: nd.URL, Decision: nd})
-			return resp, nd, &DeniedError{nd}
+			return refused(method, next, body, nd)
 		}
 		d = nd
 	}
@@ -228,14 +240,20 @@ func decideHop(rules Rules, method, next string, from Decision) Decision {
 	return nd
 }
 
-func (c *Client) roundTrip(ctx context.Context, d Decision, method string, headers map[string][]string, body []byte, max int64) (int, http.Header, []byte, error) {
+// roundTrip sends one hop and reads its response. sent reports whether the
+// request reached a connection (see [Hop.Sent]).
+func (c *Client) roundTrip(ctx context.Context, d Decision, method string, headers map[string][]string, body []byte, max int64) (status int, header http.Header, b []byte, sent bool, err error) {
+	var got atomic.Bool
+	// Every return, error or not, reports whether GotConn fired.
+	defer func() { sent = got.Load() }()
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { got.Store(true) }})
 	var rdr io.Reader
 	if len(body) > 0 {
 		rdr = bytes.NewReader(body)
 	}
 	hr, err := http.NewRequestWithContext(ctx, method, d.URL, rdr)
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("egress: BUG: vetted URL for %s:%d did not parse: %w", d.Host, d.Port, err)
+		return 0, nil, nil, false, fmt.Errorf("egress: BUG: vetted URL for %s:%d did not parse: %w", d.Host, d.Port, err)
 	}
 	for k, vs := range headers {
 		k = textproto.CanonicalMIMEHeaderKey(k)
@@ -257,22 +275,22 @@ func (c *Client) roundTrip(ctx context.Context, d Decision, method string, heade
 		}
 		var de *DeniedError
 		if errors.As(err, &de) {
-			return 0, nil, nil, de
+			return 0, nil, nil, false, de
 		}
-		return 0, nil, nil, fmt.Errorf("egress: %s %s:%d: %w", method, d.Host, d.Port, err)
+		return 0, nil, nil, false, fmt.Errorf("egress: %s %s:%d: %w", method, d.Host, d.Port, err)
 	}
 	defer resp.Body.Close()
 	if resp.ContentLength > max {
-		return resp.StatusCode, nil, nil, &ResponseTooLargeError{Limit: max}
+		return resp.StatusCode, nil, nil, false, &ResponseTooLargeError{Limit: max}
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	b, err = io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if int64(len(b)) > max {
-		return resp.StatusCode, nil, nil, &ResponseTooLargeError{Limit: max}
+		return resp.StatusCode, nil, nil, false, &ResponseTooLargeError{Limit: max}
 	}
 	if err != nil {
-		return resp.StatusCode, nil, nil, fmt.Errorf("egress: %s %s:%d: read body: %w", method, d.Host, d.Port, err)
+		return resp.StatusCode, nil, nil, false, fmt.Errorf("egress: %s %s:%d: read body: %w", method, d.Host, d.Port, err)
 	}
-	return resp.StatusCode, resp.Header, b, nil
+	return resp.StatusCode, resp.Header, b, false, nil
 }
 
 func isRedirect(status int) bool {

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,7 +67,7 @@ func loopClient(t *testing.T, extraPEM []byte, names ...string) *Client {
 		ExtraRootCAsPEM: extraPEM,
 	})
 	require.NoError(t, err)
-	t.Cleanup(c.CloseIdleConnections)
+	t.Cleanup(c.tr.CloseIdleConnections)
 	return c
 }
 
@@ -93,7 +94,7 @@ func TestSend_LoopbackHTTP(t *testing.T) {
 	require.Equal(t, 200, resp.Status)
 	require.Equal(t, "hello", string(resp.Body))
 	require.Equal(t, "1", resp.Header.Get("X-Reply"))
-	require.Equal(t, []Hop{{Method: "POST", URL: "http://api.test:" + port + "/v1/x?q=1", Decision: d, Original: true, Status: 200}}, resp.Hops)
+	require.Equal(t, []Hop{{Method: "POST", URL: "http://api.test:" + port + "/v1/x?q=1", Decision: d, Original: true, Sent: true, RequestBytes: 7, Status: 200}}, resp.Hops)
 
 	got := s.all()
 	require.Len(t, got, 1)
@@ -117,21 +118,22 @@ func TestSend_LoopbackDeniedByDefault(t *testing.T) {
 	require.NoError(t, err)
 
 	resp, d, err := c.Send(context.Background(), mustRules("api.test:"+port), &abi.HTTPRequest{Method: "GET", URL: "http://api.test:" + port + "/"}, Limits{})
-	require.Nil(t, resp)
 	var de *DeniedError
 	require.True(t, errors.As(err, &de), "%v", err)
 	require.Equal(t, d, de.Decision)
 	require.Equal(t, CodeAddressDenied, d.Code)
 	require.Equal(t, "host api.test:"+port+" resolved to 127.0.0.1, which is loopback (RFC 1122, 127.0.0.0/8)", d.Reason)
 	require.Empty(t, s.all())
+	// The refused hop is reported, as not sent, with the dialer's decision.
+	require.Equal(t, &Response{Hops: []Hop{{Method: "GET", URL: "http://api.test:" + port + "/", Decision: d, Original: true}}}, resp)
 }
 
 func TestSend_DecideDeniedWithoutIO(t *testing.T) {
 	c := loopClient(t, nil)
 	resp, d, err := c.Send(context.Background(), mustRules("api.test:443"), &abi.HTTPRequest{Method: "GET", URL: "https://evil.test/"}, Limits{})
-	require.Nil(t, resp)
 	require.EqualError(t, err, "egress denied: host evil.test:443 is not declared in the connector manifest")
 	require.Equal(t, CodeHostNotDeclared, d.Code)
+	require.Equal(t, &Response{Hops: []Hop{{Method: "GET", URL: "https://evil.test/", Decision: d}}}, resp)
 
 	_, _, err = c.Send(context.Background(), mustRules("api.test:443"), nil, Limits{})
 	require.EqualError(t, err, "egress: nil request")
@@ -168,10 +170,12 @@ func TestSend_TLS(t *testing.T) {
 	})
 	t.Run("unknown CA is refused", func(t *testing.T) {
 		c := loopClient(t, nil, "example.com")
-		_, d, err := c.Send(context.Background(), rules, req, Limits{})
+		resp, d, err := c.Send(context.Background(), rules, req, Limits{})
 		var ue x509.UnknownAuthorityError
 		require.ErrorAs(t, err, &ue)
 		require.True(t, d.Allowed(), "policy allowed it; TLS refused it")
+		require.Len(t, resp.Hops, 1)
+		require.False(t, resp.Hops[0].Sent, "nothing is sent to an unverified server")
 	})
 	t.Run("server name follows the vetted URL host", func(t *testing.T) {
 		c := loopClient(t, certPEM(srv), "api.test")
@@ -257,8 +261,12 @@ func TestSend_Redirects(t *testing.T) {
 		require.Equal(t, 302, resp.Status, "the 3xx comes back with the error")
 		require.Len(t, resp.Hops, 2)
 		require.Equal(t, 302, resp.Hops[0].Status)
+		require.True(t, resp.Hops[0].Sent)
+		require.EqualValues(t, 1, resp.Hops[0].RequestBytes)
 		require.Equal(t, 0, resp.Hops[1].Status)
-		require.False(t, resp.Hops[1].Decision.Allowed())
+		require.False(t, resp.Hops[1].Sent)
+		require.Equal(t, "http://evil.test:"+port+"/x", resp.Hops[1].URL)
+		require.Equal(t, d, resp.Hops[1].Decision)
 		require.Len(t, s.all(), n+1, "evil.test was never contacted")
 	})
 	t.Run("hop to metadata literal refused", func(t *testing.T) {
@@ -297,20 +305,6 @@ func TestSend_Redirects(t *testing.T) {
 		require.Equal(t, "other.test:"+port, got[1].Host)
 		// Security: the credential never follows a redirect to another host.
 		require.Empty(t, got[1].Header.Get("Authorization"))
-	})
-	t.Run("RedirectHeaders decides per hop", func(t *testing.T) {
-		n := len(s.all())
-		var hops []Hop
-		_, _, err := c.Send(context.Background(), rules, req("GET", "/other"), Limits{FollowRedirects: 1,
-			RedirectHeaders: func(h Hop) map[string][]string {
-				hops = append(hops, h)
-				return map[string][]string{"X-Hop": {"1"}}
-			}})
-		require.NoError(t, err)
-		require.Len(t, hops, 1)
-		require.Equal(t, "http://other.test:"+port+"/final", hops[0].URL)
-		require.False(t, hops[0].Original)
-		require.Equal(t, "1", s.all()[n+1].Header.Get("X-Hop"))
 	})
 	t.Run("limit returns the last 3xx", func(t *testing.T) {
 		n := len(s.all())
@@ -374,11 +368,12 @@ func TestSend_Limits(t *testing.T) {
 
 	for _, p := range []string{"/chunked11", "/announced"} {
 		resp, d, err := c.Send(context.Background(), rules, get(p), lim)
-		require.Nil(t, resp)
 		require.True(t, d.Allowed())
 		var tl *ResponseTooLargeError
 		require.ErrorAs(t, err, &tl)
 		require.EqualError(t, err, "response exceeds 10 bytes")
+		// The request went out: the hop says so, and no body comes back.
+		require.Equal(t, &Response{Hops: []Hop{{Method: "GET", URL: "http://api.test:" + port + p, Decision: d, Original: true, Sent: true, Status: 200}}}, resp)
 	}
 
 	r := get("/exact")
@@ -390,10 +385,24 @@ func TestSend_Limits(t *testing.T) {
 	require.Equal(t, "request body to api.test:"+port+" is 5 bytes, over the limit of 4", d.Reason)
 
 	start := time.Now()
-	_, _, err = c.Send(context.Background(), rules, get("/slow"), Limits{Timeout: 100 * time.Millisecond})
+	resp, _, err = c.Send(context.Background(), rules, get("/slow"), Limits{Timeout: 100 * time.Millisecond})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Less(t, time.Since(start), 3*time.Second)
 	require.Equal(t, "egress: GET api.test:"+port+": context deadline exceeded", err.Error())
+	require.Len(t, resp.Hops, 1)
+	require.True(t, resp.Hops[0].Sent, "a request that got no answer in time was still sent")
+}
+
+func TestSend_ConnectFailedIsNotSent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := portOf(t, "http://"+ln.Addr().String())
+	require.NoError(t, ln.Close()) // nothing listens there any more
+	c := loopClient(t, nil, "api.test")
+	resp, d, err := c.Send(context.Background(), mustRules("api.test:"+port), &abi.HTTPRequest{Method: "GET", URL: "http://api.test:" + port + "/"}, Limits{})
+	require.ErrorIs(t, err, syscall.ECONNREFUSED)
+	require.True(t, d.Allowed())
+	require.Equal(t, &Response{Hops: []Hop{{Method: "GET", URL: "http://api.test:" + port + "/", Decision: d, Original: true}}}, resp)
 }
 
 func TestNewTransport(t *testing.T) {

@@ -107,6 +107,36 @@ func FuzzRedact(f *testing.F) {
 	})
 }
 
+// FuzzWith checks that extending a Redactor gives what New gives for all
+// the secrets at once, in the same order.
+func FuzzWith(f *testing.F) {
+	f.Add([]byte("whsec-key-01"), []byte("3f2a9c0d1e4b5a6c"))
+	f.Add([]byte("abab"), []byte("abab"))
+	f.Add([]byte("same-length-1"), []byte("same-length-2"))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		base, err := New([][]byte{a})
+		if err != nil {
+			return
+		}
+		with, err := base.With([][]byte{b})
+		all, allErr := New([][]byte{a, b})
+		if (err == nil) != (allErr == nil) {
+			t.Fatalf("With: %v, New: %v", err, allErr)
+		}
+		if err != nil {
+			return
+		}
+		if len(with.patterns) != len(all.patterns) {
+			t.Fatalf("With has %d patterns, New %d", len(with.patterns), len(all.patterns))
+		}
+		for i := range all.patterns {
+			if !bytes.Equal(with.patterns[i], all.patterns[i]) {
+				t.Fatalf("pattern %d: With %q, New %q", i, with.patterns[i], all.patterns[i])
+			}
+		}
+	})
+}
+
 // BenchmarkBytes redacts a 1 MiB JSON body with three secrets, the common
 // case of a bearer token, its header value and a basic-auth pair.
 func BenchmarkBytes(b *testing.B) {

@@ -8,8 +8,8 @@
 //
 // # Usage
 //
-// Build one Redactor per credential use, passing the exact byte strings the
-// broker put on the wire: the whole header value ("Basic dXNlcjpwYXNz",
+// Build one Redactor per credential, passing the exact byte strings the
+// broker puts on the wire: the whole header value ("Basic dXNlcjpwYXNz",
 // "Bearer tok") and its raw parts (the token; "user", "pass" when long
 // enough). Deriving framings is the caller's job; encoding them is this
 // package's:
@@ -17,6 +17,10 @@
 //	r, err := redact.New([][]byte{[]byte("Bearer " + tok), []byte(tok)})
 //	body, n := r.Bytes(resp.Body)
 //	n += r.Headers(resp.Header)
+//
+// Deriving the encodings is most of the cost, so keep the Redactor as long
+// as the credential, and add a secret that changes with every request (a
+// signature) with [Redactor.With], which derives only the new one's.
 //
 // # Encodings
 //
@@ -44,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -68,6 +73,48 @@ type Redactor struct {
 // wrapping [ErrSecretTooShort] if any secret is shorter than
 // [MinSecretLen]. No secrets is valid: the Redactor then redacts nothing.
 func New(secrets [][]byte) (*Redactor, error) {
+	pats, err := derive(secrets, nil)
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(pats, func(i, j int) bool { return len(pats[i]) > len(pats[j]) })
+	return &Redactor{patterns: pats}, nil
+}
+
+// With returns a Redactor for r's secrets and extra, as [New] would build
+// from all of them, leaving r as it is. It costs what New costs for extra
+// alone: build one Redactor per credential and extend it per request with
+// the secrets that change every time (a signature). A nil r is New(extra).
+func (r *Redactor) With(extra [][]byte) (*Redactor, error) {
+	var have [][]byte
+	if r != nil {
+		have = r.patterns
+	}
+	add, err := derive(extra, have)
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(add, func(i, j int) bool { return len(add[i]) > len(add[j]) })
+	// Merge two lists sorted longest first, r's first among equals, which
+	// is the order New would give.
+	pats := make([][]byte, 0, len(have)+len(add))
+	i, j := 0, 0
+	for i < len(have) && j < len(add) {
+		if len(add[j]) > len(have[i]) {
+			pats = append(pats, add[j])
+			j++
+		} else {
+			pats = append(pats, have[i])
+			i++
+		}
+	}
+	pats = append(append(pats, have[i:]...), add[j:]...)
+	return &Redactor{patterns: pats}, nil
+}
+
+// derive returns the distinct encodings of secrets that are not already in
+// have, unsorted.
+func derive(secrets, have [][]byte) ([][]byte, error) {
 	seen := map[string]bool{}
 	var pats [][]byte
 	for i, s := range secrets {
@@ -75,15 +122,14 @@ func New(secrets [][]byte) (*Redactor, error) {
 			return nil, fmt.Errorf("redact: secret %d is %d bytes: %w", i, len(s), ErrSecretTooShort)
 		}
 		for _, v := range variants(s) {
-			if len(v) < MinSecretLen || seen[v] {
+			if len(v) < MinSecretLen || seen[v] || slices.ContainsFunc(have, func(p []byte) bool { return string(p) == v }) {
 				continue
 			}
 			seen[v] = true
 			pats = append(pats, []byte(v))
 		}
 	}
-	sort.SliceStable(pats, func(i, j int) bool { return len(pats[i]) > len(pats[j]) })
-	return &Redactor{patterns: pats}, nil
+	return pats, nil
 }
 
 // Patterns returns how many distinct byte strings r searches for.

@@ -176,3 +176,33 @@ func TestAlignedCore(t *testing.T) {
 		}
 	}
 }
+
+func TestWith(t *testing.T) {
+	const key, sig = "whsec-signing-key-5a6b7c", "3f2a9c0d1e4b5a6c7d8e9f00112233445566778899aabbccddeeff0011223344"
+	base := mustNew(t, key)
+	with, err := base.With([][]byte{[]byte(sig)})
+	require.NoError(t, err)
+	all := mustNew(t, key, sig)
+	// The extension redacts exactly as a Redactor built from every
+	// secret at once, and leaves the one it extends as it was.
+	require.Equal(t, all.patterns, with.patterns)
+	require.Equal(t, mustNew(t, key).patterns, base.patterns)
+	in := []byte(`{"k":"` + key + `","s":"` + sig + `","h":"` + hex.EncodeToString([]byte(sig)) + `"}`)
+	got, n := with.Bytes(in)
+	want, wn := all.Bytes(in)
+	require.Equal(t, string(want), string(got))
+	require.Equal(t, 3, n)
+	require.Equal(t, wn, n)
+
+	// Duplicates are not searched twice.
+	same, err := base.With([][]byte{[]byte(key)})
+	require.NoError(t, err)
+	require.Equal(t, base.Patterns(), same.Patterns())
+
+	_, err = base.With([][]byte{[]byte("abc")})
+	require.EqualError(t, err, "redact: secret 0 is 3 bytes: secret shorter than 4 bytes would redact ordinary text")
+	var none *Redactor
+	fromNil, err := none.With([][]byte{[]byte(sig)})
+	require.NoError(t, err)
+	require.Equal(t, mustNew(t, sig).patterns, fromNil.patterns)
+}

@@ -155,23 +155,46 @@ func createIdentity(path, passphrase string) (*age.X25519Identity, error) {
 		}
 		content = buf.Bytes()
 	}
-	// O_EXCL: two brokers starting at once must not write two keys.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err = publish(path, content)
 	if errors.Is(err, fs.ErrExist) {
+		// Another broker starting at once won: use its key.
 		return loadIdentity(filepath.Dir(path), KeyConfig{KeyFile: path, Passphrase: passphrase})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create vault key: %w", err)
 	}
-	if _, err := f.Write(content); err != nil {
-		f.Close()
-		return nil, err
+	return id, nil
+}
+
+// publish creates path holding content (mode 0600), whole or not at all:
+// it writes and fsyncs a temp file, then links it into place, which fails
+// with fs.ErrExist if path exists. Two brokers starting at once on a new
+// home so agree on one key, and neither can read the other's half-written
+// file (O_EXCL then write would let it).
+func publish(path string, content []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*") // mode 0600
+	if err != nil {
+		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
+	defer os.Remove(tmp.Name()) // on failure; a no-op once linked and removed
+	_, err = tmp.Write(content)
+	if err == nil {
+		err = tmp.Sync()
 	}
-	return id, f.Close()
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return err
+	}
+	if err := os.Remove(tmp.Name()); err != nil {
+		return err
+	}
+	return atomicfile.SyncDir(dir)
 }
 
 func (b *FileBackend) tenantDir(tenant string) string {
@@ -314,11 +337,9 @@ func (b *FileBackend) Update(_ context.Context, tenant, name string, fn func(Rec
 	return out, err
 }
 
-// write encrypts r to p; the caller holds the write lock.
+// write encrypts r to p (atomicfile creates the tenant's directory); the
+// caller holds the write lock.
 func (b *FileBackend) write(p string, r Record) error {
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		return err
-	}
 	plain, err := json.Marshal(r)
 	if err != nil {
 		return err

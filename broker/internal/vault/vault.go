@@ -23,6 +23,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"aileron.dev/aileron/broker/redact"
 )
 
 // Kind is a credential kind; the values match manifest credential kinds.
@@ -139,6 +141,21 @@ func (r *Record) Validate() error {
 	case KindOAuth2:
 		if s.AccessToken == "" && s.RefreshToken == "" {
 			return fmt.Errorf("credential %s: oauth2 needs an access token or a refresh token", m.Name)
+		}
+	}
+	// Security: the broker redacts every secret it sends from what comes
+	// back, and redaction needs redact.MinSecretLen bytes (a 1-byte secret
+	// would redact every occurrence of that byte). A secret it could not
+	// redact is refused here, so it is never stored, and never sent.
+	for _, f := range []struct{ name, value string }{
+		{"value", s.Value},
+		{"password", s.Password},
+		{"access_token", s.AccessToken},
+		{"refresh_token", s.RefreshToken},
+		{"client_secret", s.ClientSecret},
+	} {
+		if f.value != "" && len(f.value) < redact.MinSecretLen {
+			return fmt.Errorf("credential %s: %s is shorter than %d bytes, too short to redact from responses", m.Name, f.name, redact.MinSecretLen)
 		}
 	}
 	return nil

@@ -66,14 +66,22 @@ func TestVault_Errors(t *testing.T) {
 		{"bad_kind", Record{Meta: Meta{Name: "x", Kind: "password"}}, `credential kind "password": must be one of oauth2, api_key, basic, signing_key`},
 		{"empty_key", apiKey("x", "", "github://a/b"), "credential x: api_key needs a secret value"},
 		{"basic_no_password", Record{Meta: Meta{Name: "x", Kind: KindBasic}, Secret: Secret{Username: "u"}}, "credential x: basic needs a username and a password"},
+		// Security: a secret the broker cannot redact from responses is
+		// never stored, so it is never sent.
+		{"short_api_key", apiKey("x", "abc", "github://a/b"), "credential x: value is shorter than 4 bytes, too short to redact from responses"},
+		{"short_signing_key", Record{Meta: Meta{Name: "x", Kind: KindSigningKey}, Secret: Secret{Value: "k"}}, "credential x: value is shorter than 4 bytes, too short to redact from responses"},
+		{"short_password", Record{Meta: Meta{Name: "x", Kind: KindBasic}, Secret: Secret{Username: "alice", Password: "pw3"}}, "credential x: password is shorter than 4 bytes, too short to redact from responses"},
+		{"short_access_token", Record{Meta: Meta{Name: "x", Kind: KindOAuth2}, Secret: Secret{AccessToken: "tok"}}, "credential x: access_token is shorter than 4 bytes, too short to redact from responses"},
+		{"short_refresh_token", Record{Meta: Meta{Name: "x", Kind: KindOAuth2}, Secret: Secret{AccessToken: "access-1", RefreshToken: "r1"}}, "credential x: refresh_token is shorter than 4 bytes, too short to redact from responses"},
+		{"short_client_secret", Record{Meta: Meta{Name: "x", Kind: KindOAuth2}, Secret: Secret{RefreshToken: "refresh-1", ClientSecret: "cs"}}, "credential x: client_secret is shorter than 4 bytes, too short to redact from responses"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			require.EqualError(t, v.Put(ctx, tt.rec), tt.want)
 		})
 	}
-	require.NoError(t, v.Put(ctx, apiKey("one", "s1", "github://a/b")))
-	require.EqualError(t, v.Put(ctx, apiKey("two", "s2", "github://a/b")), "connector github://a/b is already bound to credential one: remove that binding first")
+	require.NoError(t, v.Put(ctx, apiKey("one", "secret-1", "github://a/b")))
+	require.EqualError(t, v.Put(ctx, apiKey("two", "secret-2", "github://a/b")), "connector github://a/b is already bound to credential one: remove that binding first")
 	// Replacing the same credential is fine.
 	require.NoError(t, v.Put(ctx, apiKey("one", "s1-rotated", "github://a/b")))
 }
@@ -123,7 +131,7 @@ func TestVault_UpdateIsExclusiveAcrossOpens(t *testing.T) {
 	require.NoError(t, err)
 	fb2, err := OpenFile(dir, KeyConfig{})
 	require.NoError(t, err)
-	require.NoError(t, New(fb1).Put(ctx, apiKey("ctr", "n-0", "github://a/b")))
+	require.NoError(t, New(fb1).Put(ctx, apiKey("ctr", "count-0", "github://a/b")))
 	var wg sync.WaitGroup
 	for _, v := range []*Vault{New(fb1), New(fb2), New(fb1), New(fb2)} {
 		wg.Add(1)
@@ -132,8 +140,8 @@ func TestVault_UpdateIsExclusiveAcrossOpens(t *testing.T) {
 			for range 10 {
 				_, err := v.Update(ctx, "", "ctr", func(r Record) (Record, bool, error) {
 					var n int
-					fmt.Sscanf(r.Secret.Value, "n-%d", &n)
-					r.Secret.Value = fmt.Sprintf("n-%d", n+1)
+					fmt.Sscanf(r.Secret.Value, "count-%d", &n)
+					r.Secret.Value = fmt.Sprintf("count-%d", n+1)
 					return r, true, nil
 				})
 				assert.NoError(t, err)
@@ -143,7 +151,7 @@ func TestVault_UpdateIsExclusiveAcrossOpens(t *testing.T) {
 	wg.Wait()
 	rec, err := fb2.Get(ctx, "", "ctr")
 	require.NoError(t, err)
-	require.Equal(t, "n-40", rec.Secret.Value)
+	require.Equal(t, "count-40", rec.Secret.Value)
 }
 
 func TestVault_UpdateErrors(t *testing.T) {
@@ -174,4 +182,42 @@ func TestVault_UpdateErrors(t *testing.T) {
 	rec, err := v.ForConnector(ctx, "", "github://a/b")
 	require.NoError(t, err)
 	require.Equal(t, "value-2", rec.Secret.Value)
+}
+
+func TestVault_IdentityCreationHammer(t *testing.T) {
+	// Brokers starting at once on a new home all create the identity:
+	// exactly one key must win, and none may read a half-written file.
+	for round := range 20 {
+		dir := t.TempDir()
+		const n = 8
+		recips := make([]string, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				fb, err := OpenFile(dir, KeyConfig{})
+				errs[i] = err
+				if err == nil {
+					recips[i] = fb.recip.(interface{ String() string }).String()
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for i := range n {
+			require.NoError(t, errs[i], "round %d opener %d", round, i)
+			require.Equal(t, recips[0], recips[i], "round %d: every opener uses the one key", round)
+		}
+		ents, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		require.Equal(t, []string{"creds", "identity"}, names, "no temp file is left behind")
+	}
 }
