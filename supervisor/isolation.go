@@ -87,6 +87,10 @@ type workerSpawn struct {
 
 var cgroupSeq atomic.Uint64
 
+// cgroupOverheadBytes is what a worker's cgroup allows beyond the guest's
+// linear memory: wasmtime, the Go runtime and the module's machine code.
+const cgroupOverheadBytes = 192 << 20
+
 // prepareSpawn decides the spawn-side layers for one worker: namespaces and
 // a cgroup with limits.
 func (s *Supervisor) prepareSpawn() workerSpawn {
@@ -103,11 +107,7 @@ func (s *Supervisor) prepareSpawn() workerSpawn {
 	}
 	mem := iso.CgroupMemoryBytes
 	if mem <= 0 {
-		guest := s.cfg.Limits.MemoryBytes
-		if guest <= 0 {
-			guest = 256 << 20
-		}
-		mem = guest + 192<<20
+		mem = s.cfg.Limits.WithDefaults().MemoryBytes + cgroupOverheadBytes
 	}
 	pids := iso.CgroupPids
 	if pids <= 0 {

@@ -19,8 +19,11 @@ package worker
 
 import (
 	"net/rpc"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
+
+	"aileron.dev/aileron/sdk/abi"
 )
 
 // Handshake is the go-plugin handshake of the worker binary. The cookie is
@@ -99,15 +102,56 @@ type CompileReply struct {
 	ConfigID string
 }
 
-// Limits bound each invocation; zero fields mean the worker's defaults.
+// Limits bound each invocation; zero fields mean [DefaultLimits].
 type Limits struct {
-	DeadlineMS    int64
-	MemoryBytes   int64
+	// DeadlineMS is the wall-clock time one invocation may take.
+	DeadlineMS int64
+	// MemoryBytes bounds the guest's linear memory.
+	MemoryBytes int64
+	// TableElements bounds each table.
 	TableElements int64
-	StdoutBytes   int64
-	StderrBytes   int64
-	HostCalls     int
+	// StdoutBytes bounds the result document; never more than
+	// abi.MaxResultBytes.
+	StdoutBytes int64
+	// StderrBytes bounds the captured log; the rest is dropped.
+	StderrBytes int64
+	// HostCalls bounds the number of aileron_v1 calls per invocation.
+	HostCalls int
 }
+
+// DefaultLimits are the limits of an invocation where the operator sets
+// none. An action's [limits] only narrow them (and the operator's).
+var DefaultLimits = Limits{
+	DeadlineMS:    30_000,
+	MemoryBytes:   256 << 20,
+	TableElements: 100_000,
+	StdoutBytes:   abi.MaxResultBytes,
+	StderrBytes:   64 << 10,
+	HostCalls:     1000,
+}
+
+// WithDefaults returns l with each unset (zero or negative) field taken from
+// [DefaultLimits], and StdoutBytes cut to abi.MaxResultBytes.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits
+	set := func(dst *int64, v int64) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	set(&d.DeadlineMS, l.DeadlineMS)
+	set(&d.MemoryBytes, l.MemoryBytes)
+	set(&d.TableElements, l.TableElements)
+	set(&d.StdoutBytes, min(l.StdoutBytes, abi.MaxResultBytes))
+	set(&d.StderrBytes, l.StderrBytes)
+	if l.HostCalls > 0 {
+		d.HostCalls = l.HostCalls
+	}
+	return d
+}
+
+// Deadline returns DeadlineMS as a duration.
+func (l Limits) Deadline() time.Duration { return time.Duration(l.DeadlineMS) * time.Millisecond }
 
 // LoadArgs binds the worker to one connector.
 type LoadArgs struct {

@@ -14,58 +14,8 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"aileron.dev/aileron/sdk/abi"
+	"aileron.dev/aileron/worker"
 )
-
-// Limits bound one invocation. Zero fields take the defaults in
-// [DefaultLimits]; a caller can only narrow them with [Limits.Narrow].
-type Limits struct {
-	// Deadline is the wall-clock time one invocation may take.
-	Deadline time.Duration
-	// MemoryBytes bounds the guest's linear memory.
-	MemoryBytes int64
-	// TableElements bounds each table.
-	TableElements int64
-	// StdoutBytes bounds the result document.
-	StdoutBytes int64
-	// StderrBytes bounds the captured log; the rest is dropped.
-	StderrBytes int64
-	// HostCalls bounds the number of aileron_v1 calls per invocation.
-	HostCalls int
-}
-
-// DefaultLimits are the operator defaults used when nothing narrower is set.
-var DefaultLimits = Limits{
-	Deadline:      30 * time.Second,
-	MemoryBytes:   256 << 20,
-	TableElements: 100_000,
-	StdoutBytes:   abi.MaxResultBytes,
-	StderrBytes:   64 << 10,
-	HostCalls:     1000,
-}
-
-// WithDefaults fills zero fields from [DefaultLimits].
-func (l Limits) WithDefaults() Limits {
-	d := DefaultLimits
-	if l.Deadline > 0 {
-		d.Deadline = l.Deadline
-	}
-	if l.MemoryBytes > 0 {
-		d.MemoryBytes = l.MemoryBytes
-	}
-	if l.TableElements > 0 {
-		d.TableElements = l.TableElements
-	}
-	if l.StdoutBytes > 0 {
-		d.StdoutBytes = min(l.StdoutBytes, abi.MaxResultBytes)
-	}
-	if l.StderrBytes > 0 {
-		d.StderrBytes = l.StderrBytes
-	}
-	if l.HostCalls > 0 {
-		d.HostCalls = l.HostCalls
-	}
-	return d
-}
 
 // CallError is how [Services] report a failed call: the errno the guest gets
 // and the error it can read as the pending result.
@@ -108,15 +58,16 @@ type Runner struct {
 	module  *wasmtime.Module
 	linker  *wasmtime.Linker
 	caps    []string
-	limits  Limits
+	limits  worker.Limits
 	svc     Services
 	scratch string
 }
 
 // NewRunner checks module's imports against caps and prepares a linker with
-// WASI and the aileron_v1 functions. scratch is a private directory for the
+// WASI and the aileron_v1 functions. Zero fields of limits take
+// [worker.DefaultLimits]. scratch is a private directory for the
 // stdin/stdout/stderr files of each invocation.
-func NewRunner(engine *wasmtime.Engine, module *wasmtime.Module, caps []string, limits Limits, svc Services, scratch string) (*Runner, error) {
+func NewRunner(engine *wasmtime.Engine, module *wasmtime.Module, caps []string, limits worker.Limits, svc Services, scratch string) (*Runner, error) {
 	if err := CheckImports(module, caps); err != nil {
 		return nil, &Failure{Code: abi.CodeUndeclaredImport, Message: err.Error()}
 	}
@@ -155,7 +106,7 @@ func (r *Runner) Invoke(ctx context.Context, invocation []byte) (*Outcome, error
 		return nil, failf(abi.CodeInternal, "invocation is %d bytes, over the ABI limit of %d", len(invocation), abi.MaxInvocationBytes)
 	}
 	lim := r.limits
-	ctx, cancel := context.WithTimeout(ctx, lim.Deadline)
+	ctx, cancel := context.WithTimeout(ctx, lim.Deadline())
 	defer cancel()
 
 	// Three fresh files in the scratch directory (no subdirectory: the
@@ -276,7 +227,7 @@ func (r *Runner) classify(ctx context.Context, inv *invocation_, err error, memS
 	}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return failf(abi.CodeDeadline, "deadline exceeded: the invocation ran longer than %s", r.limits.Deadline)
+		return failf(abi.CodeDeadline, "deadline exceeded: the invocation ran longer than %s", r.limits.Deadline())
 	case errors.Is(ctx.Err(), context.Canceled):
 		return failf(abi.CodeCancelled, "invocation cancelled")
 	}

@@ -184,7 +184,7 @@ func (s *Server) Load(a worker.LoadArgs) (worker.LoadReply, error) {
 		return worker.LoadReply{}, err
 	}
 	s.broker.log = s.log.With("connector", a.Connector)
-	r, err := host.NewRunner(s.engine, m, a.Capabilities, limitsFrom(a.Limits), s.broker, s.scratch)
+	r, err := host.NewRunner(s.engine, m, a.Capabilities, a.Limits, s.broker, s.scratch)
 	if err != nil {
 		m.Close()
 		var f *host.Failure
@@ -195,17 +195,6 @@ func (s *Server) Load(a worker.LoadArgs) (worker.LoadReply, error) {
 	}
 	s.connector, s.module, s.runner = a.Connector, m, r
 	return worker.LoadReply{}, nil
-}
-
-func limitsFrom(l worker.Limits) host.Limits {
-	return host.Limits{
-		Deadline:      time.Duration(l.DeadlineMS) * time.Millisecond,
-		MemoryBytes:   l.MemoryBytes,
-		TableElements: l.TableElements,
-		StdoutBytes:   l.StdoutBytes,
-		StderrBytes:   l.StderrBytes,
-		HostCalls:     l.HostCalls,
-	}
 }
 
 // Invoke implements worker.Worker.
