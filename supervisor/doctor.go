@@ -36,7 +36,9 @@ func (r DoctorReport) Missing() []sandbox.Layer {
 // Doctor probes the isolation layers available to workers on this host.
 func (s *Supervisor) Doctor() DoctorReport {
 	iso := s.cfg.Isolation
-	spawn := sandbox.SpawnConfig{Namespaces: !iso.disabled("namespaces"), HostUID: iso.HostUID, HostGID: iso.HostGID}
+	// The way real workers start: the worker's constructor makes its
+	// namespaces (see prepareSpawn).
+	spawn := sandbox.SpawnConfig{Namespaces: !iso.disabled("namespaces"), UnshareInChild: true, HostUID: iso.HostUID, HostGID: iso.HostGID}
 	lock := sandbox.LockdownConfig{Landlock: sandbox.LandlockBestEffort}
 	if iso.disabled("landlock") {
 		lock.Landlock = sandbox.LandlockOff

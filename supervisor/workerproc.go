@@ -226,7 +226,17 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 	}
 	w.configID = reply.ConfigID
 	if ws.cfg.Namespaces {
-		reply.Applied = append(reply.Applied, sandbox.LayerUserNS, sandbox.LayerNetNS, sandbox.LayerPIDNS, sandbox.LayerIPCNS, sandbox.LayerUTSNS, sandbox.LayerMountNS)
+		// Security: record the namespaces the worker is in, read from
+		// /proc, not those it was asked to make: with UnshareInChild its
+		// constructor makes them, and that fails where user namespaces
+		// are restricted (AppArmor, unprivileged_userns_clone=0).
+		for _, l := range sandbox.Namespaces(w.proc.Pid()).Layers {
+			if l.Active {
+				reply.Applied = append(reply.Applied, l.Name)
+			} else {
+				reply.Missing = append(reply.Missing, l.Name+": "+l.Detail)
+			}
+		}
 	}
 	w.applied, w.missing, err = s.checkIsolation(ws, reply, label)
 	if err != nil {

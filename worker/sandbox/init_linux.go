@@ -118,8 +118,12 @@ func Init(c InitConfig) error {
 // Namespaces creates the mount namespace with them). Outside a user
 // namespace, PID 1 is a real init or a container's, whose mounts are not ours
 // to touch.
+//
+// It does nothing when /proc already is this namespace's: the worker's
+// constructor (package preinit) mounted it, and has dropped the
+// capabilities a second mount would need.
 func remountProc() error {
-	if os.Getpid() != 1 || !inChildUserNS() {
+	if os.Getpid() != 1 || !inChildUserNS() || procIsOurs() {
 		return nil
 	}
 	// Security: private first, so nothing we mount propagates anywhere.

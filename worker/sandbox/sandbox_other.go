@@ -61,6 +61,15 @@ func Lockdown(c LockdownConfig) (Report, error) {
 	return unsupportedReport(), errGOOS
 }
 
+// Namespaces reports every namespace layer unavailable outside Linux.
+func Namespaces(pid int) Report {
+	var r Report
+	for _, name := range LayerNames()[:6] {
+		r.set(name, false, errGOOS.Error())
+	}
+	return r
+}
+
 // ProbeWith reports every layer unavailable outside Linux.
 func ProbeWith(c ProbeConfig) Report { return unsupportedReport() }
 

@@ -49,6 +49,29 @@ static void aileron_fail(int step) {
 	aileron_preinit_errno = errno;
 }
 
+#ifdef AILERON_PREINIT_TESTHOOK
+// Test builds only (-tags aileron_escapetest, see testhook_linux.go): a
+// worker binary whose file name ends in "-failpreinit-N" fails step N with
+// EPERM, so that integration tests can see what the worker and the
+// supervisor report when a hardening step fails on some host.
+static int aileron_forced_failure(int step) {
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n <= 0) {
+		return 0;
+	}
+	exe[n] = 0;
+	const char *m = strstr(exe, "-failpreinit-");
+	if (m == NULL || atoi(m + strlen("-failpreinit-")) != step) {
+		return 0;
+	}
+	errno = EPERM;
+	return 1;
+}
+#else
+#define aileron_forced_failure(step) 0
+#endif
+
 static int aileron_write_file(const char *path, const char *data) {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -68,7 +91,7 @@ static int aileron_unshare(void) {
 	uid_t uid = geteuid();
 	gid_t gid = getegid();
 	char map[64];
-	if (unshare(CLONE_NEWUSER) != 0) {
+	if (aileron_forced_failure(10) || unshare(CLONE_NEWUSER) != 0) {
 		aileron_fail(10);
 		return -1;
 	}
@@ -88,7 +111,7 @@ static int aileron_unshare(void) {
 		aileron_fail(13);
 		return -1;
 	}
-	if (unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS | CLONE_NEWPID) != 0) {
+	if (aileron_forced_failure(14) || unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS | CLONE_NEWPID) != 0) {
 		aileron_fail(14);
 		return -1;
 	}
@@ -163,7 +186,7 @@ __attribute__((constructor)) static void aileron_preinit(void) {
 	}
 	if (getpid() == 1) {
 		// Security: private first, so nothing we mount propagates anywhere.
-		if (mount("", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+		if (aileron_forced_failure(1) || mount("", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
 			aileron_fail(1);
 			return;
 		}
