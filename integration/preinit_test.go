@@ -69,8 +69,22 @@ func TestIsolation_NamespacesRecordedAsTheWorkerGotThem(t *testing.T) {
 		require.NotContains(t, layers, l)
 		require.Contains(t, missing, l+": shares the supervisor's ")
 	}
-	// The other layers are still in force.
-	for _, l := range []string{"cgroup", "landlock", "seccomp"} {
+	// Every other layer is still in force: the failed step cost no other.
+	for _, l := range []string{"cgroup", "rlimits", "no_new_privs", "not_dumpable", "capabilities", "landlock", "seccomp"} {
 		require.True(t, strings.Contains(layers, l), "%s not in %s", l, layers)
 	}
+	require.Len(t, fields["missing"], 6, missing)
+}
+
+// TestIsolation_ProcMountFailureRefused: a worker whose constructor cannot
+// mount its /proc cannot apply Landlock safely; it is refused, in relaxed
+// mode too, with the reason.
+func TestIsolation_ProcMountFailureRefused(t *testing.T) {
+	worker, config := failingWorker(t, 1)
+	t.Setenv("AILERON_WORKER", worker)
+	e := newEnv(t, config)
+	m := e.install("hostile", notesKey)
+	r := e.aileron("", "run", "--isolation", "relaxed", e.action(m, "env", "env", "{}"))
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Contains(t, r.stderr, "sandbox preinit: make mounts private: operation not permitted")
 }

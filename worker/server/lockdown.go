@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"aileron.dev/aileron/worker"
 	"aileron.dev/aileron/worker/sandbox"
@@ -42,17 +43,29 @@ func lockdown(a worker.SandboxArgs, scratch string, initErr error) (worker.Sandb
 	rep, err := sandbox.Lockdown(cfg)
 	var reply worker.SandboxReply
 	if err != nil {
-		return reply, fmt.Errorf("lockdown: %w", err)
+		// sandbox.Lockdown's errors start with "lockdown: " already.
+		if initErr != nil {
+			return reply, fmt.Errorf("%w (after init: %s)", err, oneLine(initErr.Error()))
+		}
+		return reply, err
 	}
 	reply.Applied = rep.Active()
+	byLayer, other := sandbox.LayerErrors(initErr)
 	for _, l := range rep.Missing(inProcessLayers) {
 		detail := l.Detail
-		if initErr != nil && l.Name != sandbox.LayerLandlock && l.Name != sandbox.LayerSeccomp {
-			detail += " (init: " + initErr.Error() + ")"
+		why := byLayer[l.Name]
+		if len(why) == 0 && l.Name != sandbox.LayerLandlock && l.Name != sandbox.LayerSeccomp {
+			why = other
+		}
+		if len(why) > 0 {
+			detail += " (init: " + oneLine(strings.Join(why, "; ")) + ")"
 		}
 		reply.Missing = append(reply.Missing, l.Name+": "+detail)
 	}
 	return reply, nil
 }
+
+// oneLine keeps a joined error on one line for a layer's detail.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

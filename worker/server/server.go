@@ -81,12 +81,12 @@ func Main() int {
 		return 2
 	}
 	// Still trusted code: mount a fresh /proc if we are pid 1 of our own
-	// namespace, set rlimits, drop capabilities, no_new_privs. A failure
-	// is reported by Sandbox (the layers show as missing), not hidden.
-	done, initErr := preinit.Done()
-	if initErr == nil {
-		initErr = sandbox.Init(sandbox.InitConfig{PreInitDone: done, MaxFileSize: maxScratchFileBytes})
-	}
+	// namespace, set rlimits, drop capabilities, no_new_privs. Init runs
+	// even when a step of the constructor failed, and applies every layer
+	// it can: a failure is reported by Sandbox (the layers show as
+	// missing, with the reason), not hidden, and costs no other layer.
+	done, preErr := preinit.Done()
+	initErr := errors.Join(preErr, sandbox.Init(sandbox.InitConfig{PreInitDone: done, MaxFileSize: maxScratchFileBytes}))
 	if initErr != nil {
 		log.Warn("sandbox init failed", "error", initErr)
 	}
