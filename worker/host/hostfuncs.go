@@ -124,9 +124,7 @@ func hostHTTPSend(c *wasmtime.Caller, reqPtr, reqLen, resultLenPtr int32) (ret i
 		return int32(abi.ErrnoFault), nil
 	}
 	var req abi.HTTPRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := decodeStrict(raw, &req); err != nil {
 		return setErr(abi.ErrnoInvalid, "request is not an HTTP request document: "+err.Error()), nil
 	}
 	resp, err := inv.svc.HTTP(inv.ctx, &req)
@@ -249,14 +247,20 @@ func readRecord(mem guestMemory, ptr, n int32) ([]byte, abi.Errno) {
 	return raw, abi.ErrnoOK
 }
 
+// errTrailingData is decodeStrict's error for bytes after the document.
+var errTrailingData = errors.New("more than one JSON document")
+
+// decodeStrict decodes raw, a document from the guest, into v: exactly one
+// JSON value, no unknown fields, nothing after it but white space.
 func decodeStrict(raw []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
-		return errors.New("trailing data")
+	// Not dec.More: it reports false before a stray '}' or ']'.
+	if len(bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n")) > 0 {
+		return errTrailingData
 	}
 	return nil
 }

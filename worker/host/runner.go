@@ -3,7 +3,6 @@ package host
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -298,17 +297,12 @@ func readResult(path string, limit int64) (abi.Result, *Failure) {
 	if truncated {
 		return abi.Result{}, failf(abi.CodeOutputTooLarge, "connector output exceeds %s", formatBytes(limit))
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return abi.Result{}, failf(abi.CodeBadResult, "connector wrote no result to stdout")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
 	var res abi.Result
-	if err := dec.Decode(&res); err != nil {
+	if err := decodeStrict(b, &res); err != nil {
 		return abi.Result{}, failf(abi.CodeBadResult, "connector stdout is not a result document: %v", err)
-	}
-	if dec.More() {
-		return abi.Result{}, failf(abi.CodeBadResult, "connector stdout holds more than one JSON document")
 	}
 	if res.OK && res.Error != nil || !res.OK && res.Error == nil {
 		return abi.Result{}, failf(abi.CodeBadResult, `connector result must have "ok":true with "output", or "ok":false with "error"`)

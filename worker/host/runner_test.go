@@ -120,6 +120,7 @@ func TestInvoke_Failures(t *testing.T) {
 		{name: "memory_bomb", wat: watCommand("(loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable", ""), lim: worker.Limits{MemoryBytes: 2 << 20}, code: abi.CodeMemoryLimit, contains: "memory limit 2 MiB exceeded"},
 		{name: "garbage_stdout", wat: watCommand("(call $print)", "{not json"), code: abi.CodeBadResult, contains: "connector stdout is not a result document"},
 		{name: "no_stdout", wat: watCommand("nop", ""), code: abi.CodeBadResult, contains: "connector wrote no result to stdout"},
+		{name: "trailing_bracket", wat: watCommand("(call $print)", `{"ok":true,"output":1}]`), code: abi.CodeBadResult, contains: "connector stdout is not a result document: more than one JSON document"},
 		{name: "two_documents", wat: watCommand("(call $print)", `{"ok":true,"output":1}{"ok":true,"output":2}`), code: abi.CodeBadResult, contains: "more than one JSON document"},
 		{name: "ok_and_error", wat: watCommand("(call $print)", `{"ok":true,"error":{"code":"x","message":"y"}}`), code: abi.CodeBadResult, contains: `"ok":true with "output"`},
 		{name: "unknown_result_field", wat: watCommand("(call $print)", `{"ok":true,"output":1,"credential":"x"}`), code: abi.CodeBadResult, contains: "unknown field"},

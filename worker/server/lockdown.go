@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -67,5 +66,3 @@ func lockdown(a worker.SandboxArgs, scratch string, initErr error) (worker.Sandb
 
 // oneLine keeps a joined error on one line for a layer's detail.
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -226,7 +226,7 @@ func (s *Server) Invoke(a worker.InvokeArgs) (worker.InvokeReply, error) {
 		}
 		return reply, err
 	}
-	reply.Result, err = jsonMarshal(out.Result)
+	reply.Result, err = json.Marshal(out.Result)
 	return reply, err
 }
 
