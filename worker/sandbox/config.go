@@ -229,8 +229,9 @@ type LockdownConfig struct {
 	// compiled-module cache directory. Each path must exist.
 	ReadOnlyPaths []string
 
-	// ReadWritePaths are directories the worker may still create, write
-	// and remove files in after Lockdown (no execute right): its private
+	// ReadWritePaths are directories the worker may still create, read,
+	// write, truncate and remove regular files in after Lockdown (no
+	// execute right, no directories, no listing): its private
 	// scratch directory, where each invocation's stdin, stdout and stderr
 	// live. Each path must exist.
 	ReadWritePaths []string
