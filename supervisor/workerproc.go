@@ -176,14 +176,14 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 		Path: bin.execPath,
 		Env: []string{
 			worker.EnvScratch + "=" + scratch,
-			worker.EnvBrokerFD + "=" + strconv.Itoa(worker.BrokerFD),
 			// One invocation runs at a time and wasm runs on one thread;
 			// fewer Go Ps mean fewer threads to create, switch between and
 			// lock down (measured: ~10% less CPU per worker, ~20% more runs
 			// per second; Cranelift compiles on its own threads).
 			"GOMAXPROCS=1",
-			sandbox.SyncFDEnv + "=5",
+			sandbox.SyncFDEnv + "=" + strconv.Itoa(worker.SyncFD),
 		},
+		// At worker.BrokerFD, worker.CacheFD and worker.SyncFD.
 		ExtraFiles: []*os.File{workerEnd, cache, syncR},
 		Prepare:    applySpawn(ws, scratch),
 		Started:    started,

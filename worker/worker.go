@@ -38,15 +38,11 @@ var Handshake = plugin.HandshakeConfig{
 // PluginName is the name the worker's RPC service is dispensed under.
 const PluginName = "worker"
 
-// Environment variables the supervisor sets for a worker (the worker's
-// environment is otherwise empty).
-const (
-	// EnvScratch names the private directory the worker may write: the
-	// standard streams of each invocation live there.
-	EnvScratch = "AILERON_WORKER_SCRATCH"
-	// EnvBrokerFD is the file descriptor number of the broker channel.
-	EnvBrokerFD = "AILERON_WORKER_BROKER_FD"
-)
+// EnvScratch names the private directory the worker may write: the
+// standard streams of each invocation live there. The supervisor sets it;
+// the worker's environment is otherwise empty but for GOMAXPROCS and the
+// sandbox's pre-init variables.
+const EnvScratch = "AILERON_WORKER_SCRATCH"
 
 // BrokerFD is the descriptor the broker channel arrives on (ExtraFiles[0]).
 const BrokerFD = 3
@@ -60,6 +56,11 @@ const CacheFD = 4
 
 // CacheDir is the path through which the worker reaches the cache.
 const CacheDir = "/proc/self/fd/4"
+
+// SyncFD is the read end of a pipe (ExtraFiles[2]) on which the worker's
+// pre-init constructor waits for one byte: the supervisor writes it once the
+// worker is in its cgroup (sandbox.SyncFDEnv names it).
+const SyncFD = 5
 
 // SandboxArgs says how the worker must lock itself down. The zero value
 // applies every layer.
@@ -175,8 +176,9 @@ type InvokeArgs struct {
 	Invocation []byte
 }
 
-// Failure is an invocation that produced no result; Code is one of the
-// abi.Code* values.
+// Failure is an invocation that produced no result, or a module the worker
+// would not bind; Code is one of the abi.Code* values. worker/host returns
+// it as its error.
 type Failure struct {
 	Code    string
 	Message string

@@ -10,6 +10,7 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"aileron.dev/aileron/sdk/abi"
+	"aileron.dev/aileron/worker"
 )
 
 // invocation_ is the per-store state the host functions see through
@@ -23,7 +24,7 @@ type invocation_ struct {
 	// pending is the result of the last call, waiting for result_read.
 	pending []byte
 	// abort, when set, ends the run with this failure (via a trap).
-	abort *Failure
+	abort *worker.Failure
 }
 
 // defineHostFuncs links the aileron_v1 functions. Whether a module may

@@ -37,17 +37,10 @@ type Services interface {
 	Log(rec abi.LogRecord)
 }
 
-// Failure is the error of an invocation that did not produce a result:
-// Code is one of the abi.Code* values.
-type Failure struct {
-	Code    string
-	Message string
-}
-
-func (f *Failure) Error() string { return f.Message }
-
-func failf(code, format string, args ...any) *Failure {
-	return &Failure{Code: code, Message: fmt.Sprintf(format, args...)}
+// failf returns the failure of an invocation, or of binding a module, that
+// did not produce a result: code is one of the abi.Code* values.
+func failf(code, format string, args ...any) *worker.Failure {
+	return &worker.Failure{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // Runner runs invocations of one module. It is not safe for concurrent use:
@@ -56,7 +49,6 @@ type Runner struct {
 	engine  *wasmtime.Engine
 	module  *wasmtime.Module
 	linker  *wasmtime.Linker
-	caps    []string
 	limits  worker.Limits
 	svc     Services
 	scratch string
@@ -68,7 +60,7 @@ type Runner struct {
 // stdin/stdout/stderr files of each invocation.
 func NewRunner(engine *wasmtime.Engine, module *wasmtime.Module, caps []string, limits worker.Limits, svc Services, scratch string) (*Runner, error) {
 	if err := CheckImports(module, caps); err != nil {
-		return nil, &Failure{Code: abi.CodeUndeclaredImport, Message: err.Error()}
+		return nil, &worker.Failure{Code: abi.CodeUndeclaredImport, Message: err.Error()}
 	}
 	linker := wasmtime.NewLinker(engine)
 	if err := linker.DefineWasi(); err != nil {
@@ -77,7 +69,7 @@ func NewRunner(engine *wasmtime.Engine, module *wasmtime.Module, caps []string, 
 	if err := defineHostFuncs(linker); err != nil {
 		return nil, fmt.Errorf("define %s: %w", abi.ModuleName, err)
 	}
-	return &Runner{engine: engine, module: module, linker: linker, caps: caps, limits: limits.WithDefaults(), svc: svc, scratch: scratch}, nil
+	return &Runner{engine: engine, module: module, linker: linker, limits: limits.WithDefaults(), svc: svc, scratch: scratch}, nil
 }
 
 // Close releases the linker. The module and engine belong to the caller.
@@ -98,7 +90,7 @@ type Outcome struct {
 }
 
 // Invoke runs one _start with invocation as stdin in a fresh store. The
-// error is a *Failure for every way the guest can fail; other errors are
+// error is a *worker.Failure for every way the guest can fail; other errors are
 // host faults.
 func (r *Runner) Invoke(ctx context.Context, invocation []byte) (*Outcome, error) {
 	if len(invocation) > abi.MaxInvocationBytes {
@@ -217,7 +209,7 @@ func (r *Runner) run(store *wasmtime.Store) (int64, error) {
 
 // classify turns a failed run into the Failure a person can act on.
 func (r *Runner) classify(ctx context.Context, inv *invocation_, err error, memSize int64, stderr []byte) error {
-	var f *Failure
+	var f *worker.Failure
 	if errors.As(err, &f) {
 		return f
 	}
@@ -292,7 +284,7 @@ func readCapped(path string, limit int64) ([]byte, bool) {
 	return b, false
 }
 
-func readResult(path string, limit int64) (abi.Result, *Failure) {
+func readResult(path string, limit int64) (abi.Result, *worker.Failure) {
 	b, truncated := readCapped(path, limit)
 	if truncated {
 		return abi.Result{}, failf(abi.CodeOutputTooLarge, "connector output exceeds %s", formatBytes(limit))

@@ -133,7 +133,7 @@ func TestInvoke_Failures(t *testing.T) {
 			r := newRunner(t, tt.wat, tt.caps, tt.lim, &fakeServices{})
 			start := time.Now()
 			_, err := r.Invoke(context.Background(), invocation(t))
-			var f *Failure
+			var f *worker.Failure
 			require.ErrorAs(t, err, &f)
 			require.Equal(t, tt.code, f.Code, f.Message)
 			require.Contains(t, f.Message, tt.contains)
@@ -158,7 +158,7 @@ func TestInvoke_FreshStorePerInvocation(t *testing.T) {
 	r := newRunner(t, wat, nil, worker.Limits{}, &fakeServices{})
 	for i := 0; i < 3; i++ {
 		_, err := r.Invoke(context.Background(), invocation(t))
-		var f *Failure
+		var f *worker.Failure
 		require.ErrorAs(t, err, &f)
 		require.Equal(t, abi.CodeExit, f.Code)
 		require.Contains(t, f.Message, "status 1", "invocation %d saw state from an earlier one", i)
@@ -173,7 +173,7 @@ func TestNewRunner_UndeclaredImport(t *testing.T) {
   (memory (export "memory") 1)
   (func (export "_start")))`
 	_, err := NewRunner(testEngine(), compileWAT(t, wat), []string{abi.CapLog}, worker.Limits{}, &fakeServices{}, t.TempDir())
-	var f *Failure
+	var f *worker.Failure
 	require.ErrorAs(t, err, &f)
 	require.Equal(t, abi.CodeUndeclaredImport, f.Code)
 	require.Equal(t, `module imports what its manifest does not declare: [aileron_v1.http_send (declare "wasi:http/outgoing-handler" in [capabilities.runtime] imports) aileron_v1.result_read (declare "wasi:http/outgoing-handler" in [capabilities.runtime] imports) env.mystery]`, f.Message)
@@ -185,7 +185,7 @@ func TestNewRunner_UndeclaredImport(t *testing.T) {
 func TestNewRunner_ImportedMemoryIsNeverGranted(t *testing.T) {
 	wat := `(module (import "wasi_snapshot_preview1" "fd_write" (memory 1)) (func (export "_start")))`
 	_, err := NewRunner(testEngine(), compileWAT(t, wat), nil, worker.Limits{}, &fakeServices{}, t.TempDir())
-	var f *Failure
+	var f *worker.Failure
 	require.ErrorAs(t, err, &f)
 	require.Equal(t, abi.CodeUndeclaredImport, f.Code)
 }

@@ -121,7 +121,7 @@ func ProbeWith(c ProbeConfig) Report {
 	for _, l := range child.Report.Layers {
 		r.set(l.Name, l.Active, l.Detail)
 	}
-	for _, name := range []string{LayerRlimits, LayerNoNewPrivs, LayerNotDumpable, LayerCapabilities, LayerLandlock, LayerSeccomp} {
+	for _, name := range InProcessLayers() {
 		if _, ok := r.Layer(name); ok {
 			continue
 		}
@@ -242,7 +242,9 @@ func (r *Report) addStatic(why string) {
 	avail := strings.Fields(string(b))
 	ok := seccompArch != 0 && strings.Contains(string(b), "kill_process") && strings.Contains(string(b), "errno")
 	r.set(LayerSeccomp, ok, fmt.Sprintf("actions %v advertised, not tried: %s", avail, why))
-	for _, name := range []string{LayerRlimits, LayerNoNewPrivs, LayerNotDumpable, LayerCapabilities} {
-		r.set(name, false, "not tried: "+why)
+	for _, name := range InProcessLayers() {
+		if _, ok := r.Layer(name); !ok {
+			r.set(name, false, "not tried: "+why)
+		}
 	}
 }

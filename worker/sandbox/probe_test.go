@@ -45,6 +45,7 @@ func TestLayerTable(t *testing.T) {
 		require.NotEmpty(t, LayerDescription(name))
 	}
 	require.Len(t, seen, 13)
+	require.Equal(t, []string{LayerRlimits, LayerNoNewPrivs, LayerNotDumpable, LayerCapabilities, LayerLandlock, LayerSeccomp}, InProcessLayers())
 }
 
 // TestProbe runs the doctor probe against this host with a child binary the

@@ -8,17 +8,6 @@ import (
 	"aileron.dev/aileron/worker/sandbox"
 )
 
-// inProcessLayers are the layers the worker applies to itself (the
-// supervisor accounts for namespaces and the cgroup).
-var inProcessLayers = []string{
-	sandbox.LayerRlimits,
-	sandbox.LayerNoNewPrivs,
-	sandbox.LayerNotDumpable,
-	sandbox.LayerCapabilities,
-	sandbox.LayerLandlock,
-	sandbox.LayerSeccomp,
-}
-
 // lockdown applies Landlock and then seccomp to this process, after the
 // go-plugin listener and the broker channel exist and before anything
 // untrusted is compiled, loaded or run. Landlock leaves read-only access to
@@ -50,7 +39,7 @@ func lockdown(a worker.SandboxArgs, scratch string, initErr error) (worker.Sandb
 	}
 	reply.Applied = rep.Active()
 	byLayer, other := sandbox.LayerErrors(initErr)
-	for _, l := range rep.Missing(inProcessLayers) {
+	for _, l := range rep.Missing(sandbox.InProcessLayers()) {
 		detail := l.Detail
 		why := byLayer[l.Name]
 		if len(why) == 0 && l.Name != sandbox.LayerLandlock && l.Name != sandbox.LayerSeccomp {

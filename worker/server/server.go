@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -106,17 +105,9 @@ func New(log hclog.Logger) (*Server, error) {
 	if scratch == "" {
 		return nil, fmt.Errorf("%s is not set", worker.EnvScratch)
 	}
-	fd := worker.BrokerFD
-	if v := os.Getenv(worker.EnvBrokerFD); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", worker.EnvBrokerFD, err)
-		}
-		fd = n
-	}
-	// The channel is wrapped now, before seccomp forbids nothing here but
-	// it is still trusted code's job to set up every descriptor.
-	conn, err := net.FileConn(os.NewFile(uintptr(fd), "broker-channel"))
+	// The channel is wrapped now, while this is still trusted code that
+	// sets up every descriptor.
+	conn, err := net.FileConn(os.NewFile(worker.BrokerFD, "broker-channel"))
 	if err != nil {
 		return nil, fmt.Errorf("broker channel: %w", err)
 	}
@@ -187,9 +178,9 @@ func (s *Server) Load(a worker.LoadArgs) (worker.LoadReply, error) {
 	r, err := host.NewRunner(s.engine, m, a.Capabilities, a.Limits, s.broker, s.scratch)
 	if err != nil {
 		m.Close()
-		var f *host.Failure
+		var f *worker.Failure
 		if errors.As(err, &f) {
-			return worker.LoadReply{Failure: &worker.Failure{Code: f.Code, Message: f.Message}}, nil
+			return worker.LoadReply{Failure: f}, nil
 		}
 		return worker.LoadReply{}, err
 	}
@@ -219,9 +210,9 @@ func (s *Server) Invoke(a worker.InvokeArgs) (worker.InvokeReply, error) {
 		reply.HostCalls, reply.DurationNS = out.HostCalls, out.Duration.Nanoseconds()
 	}
 	if err != nil {
-		var f *host.Failure
+		var f *worker.Failure
 		if errors.As(err, &f) {
-			reply.Failure = &worker.Failure{Code: f.Code, Message: f.Message}
+			reply.Failure = f
 			return reply, nil
 		}
 		return reply, err
