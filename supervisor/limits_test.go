@@ -50,3 +50,22 @@ func with(f func(*worker.Limits)) worker.Limits {
 	f(&l)
 	return l
 }
+
+// TestCgroupMemoryBytes: a worker's cgroup is sized from the limits of the
+// supervisor that runs the action (a serve tenant's, not the root pool's).
+func TestCgroupMemoryBytes(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want int64
+	}{
+		{"defaults", Config{}, 256<<20 + 192<<20},
+		{"tenant_limit", Config{Limits: worker.Limits{MemoryBytes: 1 << 30}}, 1<<30 + 192<<20},
+		{"operator_cap", Config{Limits: worker.Limits{MemoryBytes: 1 << 30}, Isolation: Isolation{CgroupMemoryBytes: 2 << 30}}, 2 << 30},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, (&Supervisor{cfg: tt.cfg}).cgroupMemoryBytes())
+		})
+	}
+}

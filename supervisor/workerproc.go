@@ -105,6 +105,16 @@ func (s *Supervisor) acquireWorker(ctx context.Context, label string) (*workerPr
 		w.kill()
 		return nil, ctxErr(ctx)
 	}
+	// A worker from another supervisor (serve's root pool serves every
+	// tenant) has a cgroup sized from that one's limits: size it for this
+	// supervisor's, or a tenant allowed 1 GiB would be killed at the
+	// root's 448 MiB.
+	if want := s.cgroupMemoryBytes(); w.cgroup != nil && w.cgroup.MemoryMax() != want {
+		if err := w.cgroup.SetMemoryMax(want); err != nil {
+			w.kill()
+			return nil, fmt.Errorf("size worker cgroup for %s: %w", label, err)
+		}
+	}
 	return w, nil
 }
 

@@ -47,6 +47,12 @@ func (c *Cgroup) Kill() error { return errGOOS }
 // Remove returns ErrUnsupported outside Linux.
 func (c *Cgroup) Remove() error { return errGOOS }
 
+// MemoryMax returns 0 outside Linux.
+func (c *Cgroup) MemoryMax() int64 { return 0 }
+
+// SetMemoryMax returns ErrUnsupported outside Linux.
+func (c *Cgroup) SetMemoryMax(int64) error { return errGOOS }
+
 // OOMKilled is always false outside Linux.
 func (c *Cgroup) OOMKilled() bool { return false }
 
