@@ -43,7 +43,8 @@ var (
 type LayerError struct {
 	// Layer is one of the Layer* names.
 	Layer string
-	Err   error
+	// Err is why the layer is not in force.
+	Err error
 }
 
 func (e *LayerError) Error() string { return e.Layer + ": " + e.Err.Error() }
