@@ -19,6 +19,7 @@ import (
 	"aileron.dev/aileron/manifest"
 	"aileron.dev/aileron/sdk/abi"
 	"aileron.dev/aileron/supervisor"
+	"aileron.dev/aileron/worker"
 	"aileron.dev/aileron/worker/host"
 )
 
@@ -137,7 +138,7 @@ func floorRunner(tb testing.TB, s *benchSetup) func() error {
 	require.NoError(tb, err)
 	mod, err := host.Load(engine, path)
 	require.NoError(tb, err)
-	r, err := host.NewRunner(engine, mod, []string{abi.CapClocks, abi.CapRandom}, host.Limits{}, nopServices{}, tb.TempDir())
+	r, err := host.NewRunner(engine, mod, []string{abi.CapClocks, abi.CapRandom}, worker.Limits{}, nopServices{}, tb.TempDir())
 	require.NoError(tb, err)
 	inv, _ := json.Marshal(abi.Invocation{ABI: abi.Version, ID: "bench/only", Attempt: 1, Intent: "noop", Input: json.RawMessage(`{}`)})
 	return func() error {

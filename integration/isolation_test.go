@@ -169,6 +169,10 @@ func TestIsolation_ProductionWorkerHasNoProbes(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, string(out), "runEscapeProbes")
 	require.NotContains(t, string(out), "sandbox/internal/escape")
+	// Nor the pre-init constructor's forced-failure hook.
+	b, err := os.ReadFile(filepath.Join(binDir, "aileron-worker"))
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "-failpreinit-")
 }
 
 func TestIsolation_RecordedPerRun(t *testing.T) {

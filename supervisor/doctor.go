@@ -36,7 +36,9 @@ func (r DoctorReport) Missing() []sandbox.Layer {
 // Doctor probes the isolation layers available to workers on this host.
 func (s *Supervisor) Doctor() DoctorReport {
 	iso := s.cfg.Isolation
-	spawn := sandbox.SpawnConfig{Namespaces: !iso.disabled("namespaces"), HostUID: iso.HostUID, HostGID: iso.HostGID}
+	// The way real workers start: the worker's constructor makes its
+	// namespaces (see prepareSpawn).
+	spawn := sandbox.SpawnConfig{Namespaces: !iso.disabled("namespaces"), UnshareInChild: true, HostUID: iso.HostUID, HostGID: iso.HostGID}
 	lock := sandbox.LockdownConfig{Landlock: sandbox.LandlockBestEffort}
 	if iso.disabled("landlock") {
 		lock.Landlock = sandbox.LandlockOff
@@ -62,21 +64,16 @@ func (s *Supervisor) Doctor() DoctorReport {
 	if iso.Strict {
 		mode = "strict"
 	}
-	lim := narrow(s.cfg.Limits, manifest.Limits{})
-	return DoctorReport{Mode: mode, Layers: layers, Disabled: iso.UnsafeDisable, WASM: wasmLayers(lim, time.Duration(lim.DeadlineMS)*time.Millisecond)}
+	return DoctorReport{Mode: mode, Layers: layers, Disabled: iso.UnsafeDisable, WASM: wasmLayers(narrow(s.cfg.Limits, manifest.Limits{}), s.cfg.KillGrace)}
 }
 
-func wasmLayers(l worker.Limits, deadline time.Duration) []sandbox.Layer {
-	or := func(v, def int64) int64 {
-		if v > 0 {
-			return v
-		}
-		return def
-	}
+// wasmLayers describes the WebAssembly layer under limits l (defaults
+// filled in); killGrace is how long the supervisor waits past a deadline.
+func wasmLayers(l worker.Limits, killGrace time.Duration) []sandbox.Layer {
 	return []sandbox.Layer{
-		{Name: "memory", Active: true, Detail: fmt.Sprintf("linear memory limit %d MiB (store limiter)", or(l.MemoryBytes, 256<<20)>>20)},
-		{Name: "deadline", Active: true, Detail: fmt.Sprintf("%s per invocation (epoch interruption; the worker is killed %s later)", deadline, "100ms")},
-		{Name: "host_calls", Active: true, Detail: fmt.Sprintf("%d aileron_v1 calls per invocation", or(int64(l.HostCalls), 1000))},
+		{Name: "memory", Active: true, Detail: fmt.Sprintf("linear memory limit %d MiB (store limiter)", l.MemoryBytes>>20)},
+		{Name: "deadline", Active: true, Detail: fmt.Sprintf("%s per invocation (epoch interruption; the worker is killed %s later)", l.Deadline(), killGrace)},
+		{Name: "host_calls", Active: true, Detail: fmt.Sprintf("%d aileron_v1 calls per invocation", l.HostCalls)},
 		{Name: "imports", Active: true, Detail: "only the imports the manifest grants are linked; checked before instantiation"},
 		{Name: "fresh_store", Active: true, Detail: "every invocation runs in a new store: nothing survives between steps"},
 	}

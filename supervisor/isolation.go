@@ -87,6 +87,10 @@ type workerSpawn struct {
 
 var cgroupSeq atomic.Uint64
 
+// cgroupOverheadBytes is what a worker's cgroup allows beyond the guest's
+// linear memory: wasmtime, the Go runtime and the module's machine code.
+const cgroupOverheadBytes = 192 << 20
+
 // prepareSpawn decides the spawn-side layers for one worker: namespaces and
 // a cgroup with limits.
 func (s *Supervisor) prepareSpawn() workerSpawn {
@@ -101,14 +105,7 @@ func (s *Supervisor) prepareSpawn() workerSpawn {
 		ws.missing = append(ws.missing, sandbox.LayerCgroup+": disabled by isolation.unsafe_disable")
 		return ws
 	}
-	mem := iso.CgroupMemoryBytes
-	if mem <= 0 {
-		guest := s.cfg.Limits.MemoryBytes
-		if guest <= 0 {
-			guest = 256 << 20
-		}
-		mem = guest + 192<<20
-	}
+	mem := s.cgroupMemoryBytes()
 	pids := iso.CgroupPids
 	if pids <= 0 {
 		pids = 64
@@ -121,6 +118,16 @@ func (s *Supervisor) prepareSpawn() workerSpawn {
 	}
 	ws.cgroup, ws.cfg.Cgroup = cg, cg
 	return ws
+}
+
+// cgroupMemoryBytes is the memory cap of the cgroup of a worker that runs
+// this supervisor's actions: the operator's, or its guest limit (defaults
+// filled in; actions only narrow it) plus what the runtime needs.
+func (s *Supervisor) cgroupMemoryBytes() int64 {
+	if m := s.cfg.Isolation.CgroupMemoryBytes; m > 0 {
+		return m
+	}
+	return s.cfg.Limits.WithDefaults().MemoryBytes + cgroupOverheadBytes
 }
 
 // lockdownArgs are the worker-side layers to apply.

@@ -1,24 +1,16 @@
 package supervisor
 
 import (
-	"time"
-
 	"aileron.dev/aileron/manifest"
 	"aileron.dev/aileron/worker"
 )
 
-// defaultDeadline bounds an invocation when neither the operator nor the
-// action says otherwise.
-const defaultDeadline = 30 * time.Second
-
 // narrow applies an action's [limits] to the operator's: each limit is the
 // smaller of the two, so an action can tighten a limit and never loosen one.
-// Zero means unset on either side.
+// The operator's unset limits are [worker.DefaultLimits] first, so an
+// action cannot widen past the defaults either.
 func narrow(op worker.Limits, a manifest.Limits) worker.Limits {
-	out := op
-	if out.DeadlineMS <= 0 {
-		out.DeadlineMS = defaultDeadline.Milliseconds()
-	}
+	out := op.WithDefaults()
 	out.DeadlineMS = minSet(out.DeadlineMS, a.Deadline.Milliseconds())
 	out.MemoryBytes = minSet(out.MemoryBytes, a.MemoryMiB<<20)
 	out.HostCalls = int(minSet(int64(out.HostCalls), a.HostCalls))

@@ -105,6 +105,16 @@ func (s *Supervisor) acquireWorker(ctx context.Context, label string) (*workerPr
 		w.kill()
 		return nil, ctxErr(ctx)
 	}
+	// A worker from another supervisor (serve's root pool serves every
+	// tenant) has a cgroup sized from that one's limits: size it for this
+	// supervisor's, or a tenant allowed 1 GiB would be killed at the
+	// root's 448 MiB.
+	if want := s.cgroupMemoryBytes(); w.cgroup != nil && w.cgroup.MemoryMax() != want {
+		if err := w.cgroup.SetMemoryMax(want); err != nil {
+			w.kill()
+			return nil, fmt.Errorf("size worker cgroup for %s: %w", label, err)
+		}
+	}
 	return w, nil
 }
 
@@ -176,14 +186,14 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 		Path: bin.execPath,
 		Env: []string{
 			worker.EnvScratch + "=" + scratch,
-			worker.EnvBrokerFD + "=" + strconv.Itoa(worker.BrokerFD),
 			// One invocation runs at a time and wasm runs on one thread;
 			// fewer Go Ps mean fewer threads to create, switch between and
 			// lock down (measured: ~10% less CPU per worker, ~20% more runs
 			// per second; Cranelift compiles on its own threads).
 			"GOMAXPROCS=1",
-			sandbox.SyncFDEnv + "=5",
+			sandbox.SyncFDEnv + "=" + strconv.Itoa(worker.SyncFD),
 		},
+		// At worker.BrokerFD, worker.CacheFD and worker.SyncFD.
 		ExtraFiles: []*os.File{workerEnd, cache, syncR},
 		Prepare:    applySpawn(ws, scratch),
 		Started:    started,
@@ -226,7 +236,17 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 	}
 	w.configID = reply.ConfigID
 	if ws.cfg.Namespaces {
-		reply.Applied = append(reply.Applied, sandbox.LayerUserNS, sandbox.LayerNetNS, sandbox.LayerPIDNS, sandbox.LayerIPCNS, sandbox.LayerUTSNS, sandbox.LayerMountNS)
+		// Security: record the namespaces the worker is in, read from
+		// /proc, not those it was asked to make: with UnshareInChild its
+		// constructor makes them, and that fails where user namespaces
+		// are restricted (AppArmor, unprivileged_userns_clone=0).
+		for _, l := range sandbox.Namespaces(w.proc.Pid()).Layers {
+			if l.Active {
+				reply.Applied = append(reply.Applied, l.Name)
+			} else {
+				reply.Missing = append(reply.Missing, l.Name+": "+l.Detail)
+			}
+		}
 	}
 	w.applied, w.missing, err = s.checkIsolation(ws, reply, label)
 	if err != nil {

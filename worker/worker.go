@@ -19,8 +19,11 @@ package worker
 
 import (
 	"net/rpc"
+	"time"
 
 	"github.com/hashicorp/go-plugin"
+
+	"aileron.dev/aileron/sdk/abi"
 )
 
 // Handshake is the go-plugin handshake of the worker binary. The cookie is
@@ -35,15 +38,11 @@ var Handshake = plugin.HandshakeConfig{
 // PluginName is the name the worker's RPC service is dispensed under.
 const PluginName = "worker"
 
-// Environment variables the supervisor sets for a worker (the worker's
-// environment is otherwise empty).
-const (
-	// EnvScratch names the private directory the worker may write: the
-	// standard streams of each invocation live there.
-	EnvScratch = "AILERON_WORKER_SCRATCH"
-	// EnvBrokerFD is the file descriptor number of the broker channel.
-	EnvBrokerFD = "AILERON_WORKER_BROKER_FD"
-)
+// EnvScratch names the private directory the worker may write: the
+// standard streams of each invocation live there. The supervisor sets it;
+// the worker's environment is otherwise empty but for GOMAXPROCS and the
+// sandbox's pre-init variables.
+const EnvScratch = "AILERON_WORKER_SCRATCH"
 
 // BrokerFD is the descriptor the broker channel arrives on (ExtraFiles[0]).
 const BrokerFD = 3
@@ -57,6 +56,11 @@ const CacheFD = 4
 
 // CacheDir is the path through which the worker reaches the cache.
 const CacheDir = "/proc/self/fd/4"
+
+// SyncFD is the read end of a pipe (ExtraFiles[2]) on which the worker's
+// pre-init constructor waits for one byte: the supervisor writes it once the
+// worker is in its cgroup (sandbox.SyncFDEnv names it).
+const SyncFD = 5
 
 // SandboxArgs says how the worker must lock itself down. The zero value
 // applies every layer.
@@ -99,15 +103,56 @@ type CompileReply struct {
 	ConfigID string
 }
 
-// Limits bound each invocation; zero fields mean the worker's defaults.
+// Limits bound each invocation; zero fields mean [DefaultLimits].
 type Limits struct {
-	DeadlineMS    int64
-	MemoryBytes   int64
+	// DeadlineMS is the wall-clock time one invocation may take.
+	DeadlineMS int64
+	// MemoryBytes bounds the guest's linear memory.
+	MemoryBytes int64
+	// TableElements bounds each table.
 	TableElements int64
-	StdoutBytes   int64
-	StderrBytes   int64
-	HostCalls     int
+	// StdoutBytes bounds the result document; never more than
+	// abi.MaxResultBytes.
+	StdoutBytes int64
+	// StderrBytes bounds the captured log; the rest is dropped.
+	StderrBytes int64
+	// HostCalls bounds the number of aileron_v1 calls per invocation.
+	HostCalls int
 }
+
+// DefaultLimits are the limits of an invocation where the operator sets
+// none. An action's [limits] only narrow them (and the operator's).
+var DefaultLimits = Limits{
+	DeadlineMS:    30_000,
+	MemoryBytes:   256 << 20,
+	TableElements: 100_000,
+	StdoutBytes:   abi.MaxResultBytes,
+	StderrBytes:   64 << 10,
+	HostCalls:     1000,
+}
+
+// WithDefaults returns l with each unset (zero or negative) field taken from
+// [DefaultLimits], and StdoutBytes cut to abi.MaxResultBytes.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits
+	set := func(dst *int64, v int64) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	set(&d.DeadlineMS, l.DeadlineMS)
+	set(&d.MemoryBytes, l.MemoryBytes)
+	set(&d.TableElements, l.TableElements)
+	set(&d.StdoutBytes, min(l.StdoutBytes, abi.MaxResultBytes))
+	set(&d.StderrBytes, l.StderrBytes)
+	if l.HostCalls > 0 {
+		d.HostCalls = l.HostCalls
+	}
+	return d
+}
+
+// Deadline returns DeadlineMS as a duration.
+func (l Limits) Deadline() time.Duration { return time.Duration(l.DeadlineMS) * time.Millisecond }
 
 // LoadArgs binds the worker to one connector.
 type LoadArgs struct {
@@ -131,8 +176,9 @@ type InvokeArgs struct {
 	Invocation []byte
 }
 
-// Failure is an invocation that produced no result; Code is one of the
-// abi.Code* values.
+// Failure is an invocation that produced no result, or a module the worker
+// would not bind; Code is one of the abi.Code* values. worker/host returns
+// it as its error.
 type Failure struct {
 	Code    string
 	Message string

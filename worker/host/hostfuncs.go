@@ -10,6 +10,7 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"aileron.dev/aileron/sdk/abi"
+	"aileron.dev/aileron/worker"
 )
 
 // invocation_ is the per-store state the host functions see through
@@ -23,7 +24,7 @@ type invocation_ struct {
 	// pending is the result of the last call, waiting for result_read.
 	pending []byte
 	// abort, when set, ends the run with this failure (via a trap).
-	abort *Failure
+	abort *worker.Failure
 }
 
 // defineHostFuncs links the aileron_v1 functions. Whether a module may
@@ -124,9 +125,7 @@ func hostHTTPSend(c *wasmtime.Caller, reqPtr, reqLen, resultLenPtr int32) (ret i
 		return int32(abi.ErrnoFault), nil
 	}
 	var req abi.HTTPRequest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := decodeStrict(raw, &req); err != nil {
 		return setErr(abi.ErrnoInvalid, "request is not an HTTP request document: "+err.Error()), nil
 	}
 	resp, err := inv.svc.HTTP(inv.ctx, &req)
@@ -249,14 +248,20 @@ func readRecord(mem guestMemory, ptr, n int32) ([]byte, abi.Errno) {
 	return raw, abi.ErrnoOK
 }
 
+// errTrailingData is decodeStrict's error for bytes after the document.
+var errTrailingData = errors.New("more than one JSON document")
+
+// decodeStrict decodes raw, a document from the guest, into v: exactly one
+// JSON value, no unknown fields, nothing after it but white space.
 func decodeStrict(raw []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
-		return errors.New("trailing data")
+	// Not dec.More: it reports false before a stray '}' or ']'.
+	if len(bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n")) > 0 {
+		return errTrailingData
 	}
 	return nil
 }

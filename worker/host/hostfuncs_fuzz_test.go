@@ -190,3 +190,38 @@ func FuzzHostFunctions(f *testing.F) {
 		}
 	})
 }
+
+// TestHostFunctions_TrailingData: every host function takes exactly one
+// JSON document; anything after it makes the call invalid, and the service
+// is not called.
+func TestHostFunctions_TrailingData(t *testing.T) {
+	svc := &fakeServices{resp: &abi.HTTPResponse{Status: 200}}
+	p := newABIProbe(t, svc)
+	docs := map[string]string{
+		"send":  `{"method":"GET","url":"https://a.example/"}`,
+		"log":   `{"level":"info","msg":"hi"}`,
+		"audit": `{"event":"x"}`,
+	}
+	for fn, doc := range docs {
+		for _, tail := range []string{" {}", "}", "]", " garbage", `{"method":"POST"}`} {
+			t.Run(fn+"_"+tail, func(t *testing.T) {
+				b := []byte(doc + tail)
+				copy(p.data()[100:], b)
+				args := []int32{100, int32(len(b))}
+				if fn == "send" {
+					args = append(args, 8)
+				}
+				e, err := p.call(t, fn, args...)
+				require.NoError(t, err)
+				require.Equal(t, abi.ErrnoInvalid, e)
+			})
+		}
+	}
+	require.Empty(t, svc.reqs, "no request may reach the broker")
+	require.Empty(t, svc.logs)
+	require.Empty(t, svc.audits)
+	e, err := p.call(t, "read", 1000, 1000)
+	require.NoError(t, err)
+	require.Equal(t, abi.ErrnoOK, e)
+	require.Contains(t, string(p.data()[1000:1200]), "request is not an HTTP request document: more than one JSON document")
+}

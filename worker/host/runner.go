@@ -3,7 +3,6 @@ package host
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,58 +13,8 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"aileron.dev/aileron/sdk/abi"
+	"aileron.dev/aileron/worker"
 )
-
-// Limits bound one invocation. Zero fields take the defaults in
-// [DefaultLimits]; a caller can only narrow them with [Limits.Narrow].
-type Limits struct {
-	// Deadline is the wall-clock time one invocation may take.
-	Deadline time.Duration
-	// MemoryBytes bounds the guest's linear memory.
-	MemoryBytes int64
-	// TableElements bounds each table.
-	TableElements int64
-	// StdoutBytes bounds the result document.
-	StdoutBytes int64
-	// StderrBytes bounds the captured log; the rest is dropped.
-	StderrBytes int64
-	// HostCalls bounds the number of aileron_v1 calls per invocation.
-	HostCalls int
-}
-
-// DefaultLimits are the operator defaults used when nothing narrower is set.
-var DefaultLimits = Limits{
-	Deadline:      30 * time.Second,
-	MemoryBytes:   256 << 20,
-	TableElements: 100_000,
-	StdoutBytes:   abi.MaxResultBytes,
-	StderrBytes:   64 << 10,
-	HostCalls:     1000,
-}
-
-// WithDefaults fills zero fields from [DefaultLimits].
-func (l Limits) WithDefaults() Limits {
-	d := DefaultLimits
-	if l.Deadline > 0 {
-		d.Deadline = l.Deadline
-	}
-	if l.MemoryBytes > 0 {
-		d.MemoryBytes = l.MemoryBytes
-	}
-	if l.TableElements > 0 {
-		d.TableElements = l.TableElements
-	}
-	if l.StdoutBytes > 0 {
-		d.StdoutBytes = min(l.StdoutBytes, abi.MaxResultBytes)
-	}
-	if l.StderrBytes > 0 {
-		d.StderrBytes = l.StderrBytes
-	}
-	if l.HostCalls > 0 {
-		d.HostCalls = l.HostCalls
-	}
-	return d
-}
 
 // CallError is how [Services] report a failed call: the errno the guest gets
 // and the error it can read as the pending result.
@@ -88,17 +37,10 @@ type Services interface {
 	Log(rec abi.LogRecord)
 }
 
-// Failure is the error of an invocation that did not produce a result:
-// Code is one of the abi.Code* values.
-type Failure struct {
-	Code    string
-	Message string
-}
-
-func (f *Failure) Error() string { return f.Message }
-
-func failf(code, format string, args ...any) *Failure {
-	return &Failure{Code: code, Message: fmt.Sprintf(format, args...)}
+// failf returns the failure of an invocation, or of binding a module, that
+// did not produce a result: code is one of the abi.Code* values.
+func failf(code, format string, args ...any) *worker.Failure {
+	return &worker.Failure{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // Runner runs invocations of one module. It is not safe for concurrent use:
@@ -107,18 +49,18 @@ type Runner struct {
 	engine  *wasmtime.Engine
 	module  *wasmtime.Module
 	linker  *wasmtime.Linker
-	caps    []string
-	limits  Limits
+	limits  worker.Limits
 	svc     Services
 	scratch string
 }
 
 // NewRunner checks module's imports against caps and prepares a linker with
-// WASI and the aileron_v1 functions. scratch is a private directory for the
+// WASI and the aileron_v1 functions. Zero fields of limits take
+// [worker.DefaultLimits]. scratch is a private directory for the
 // stdin/stdout/stderr files of each invocation.
-func NewRunner(engine *wasmtime.Engine, module *wasmtime.Module, caps []string, limits Limits, svc Services, scratch string) (*Runner, error) {
+func NewRunner(engine *wasmtime.Engine, module *wasmtime.Module, caps []string, limits worker.Limits, svc Services, scratch string) (*Runner, error) {
 	if err := CheckImports(module, caps); err != nil {
-		return nil, &Failure{Code: abi.CodeUndeclaredImport, Message: err.Error()}
+		return nil, &worker.Failure{Code: abi.CodeUndeclaredImport, Message: err.Error()}
 	}
 	linker := wasmtime.NewLinker(engine)
 	if err := linker.DefineWasi(); err != nil {
@@ -127,7 +69,7 @@ func NewRunner(engine *wasmtime.Engine, module *wasmtime.Module, caps []string, 
 	if err := defineHostFuncs(linker); err != nil {
 		return nil, fmt.Errorf("define %s: %w", abi.ModuleName, err)
 	}
-	return &Runner{engine: engine, module: module, linker: linker, caps: caps, limits: limits.WithDefaults(), svc: svc, scratch: scratch}, nil
+	return &Runner{engine: engine, module: module, linker: linker, limits: limits.WithDefaults(), svc: svc, scratch: scratch}, nil
 }
 
 // Close releases the linker. The module and engine belong to the caller.
@@ -148,14 +90,14 @@ type Outcome struct {
 }
 
 // Invoke runs one _start with invocation as stdin in a fresh store. The
-// error is a *Failure for every way the guest can fail; other errors are
+// error is a *worker.Failure for every way the guest can fail; other errors are
 // host faults.
 func (r *Runner) Invoke(ctx context.Context, invocation []byte) (*Outcome, error) {
 	if len(invocation) > abi.MaxInvocationBytes {
 		return nil, failf(abi.CodeInternal, "invocation is %d bytes, over the ABI limit of %d", len(invocation), abi.MaxInvocationBytes)
 	}
 	lim := r.limits
-	ctx, cancel := context.WithTimeout(ctx, lim.Deadline)
+	ctx, cancel := context.WithTimeout(ctx, lim.Deadline())
 	defer cancel()
 
 	// Three fresh files in the scratch directory (no subdirectory: the
@@ -267,7 +209,7 @@ func (r *Runner) run(store *wasmtime.Store) (int64, error) {
 
 // classify turns a failed run into the Failure a person can act on.
 func (r *Runner) classify(ctx context.Context, inv *invocation_, err error, memSize int64, stderr []byte) error {
-	var f *Failure
+	var f *worker.Failure
 	if errors.As(err, &f) {
 		return f
 	}
@@ -276,7 +218,7 @@ func (r *Runner) classify(ctx context.Context, inv *invocation_, err error, memS
 	}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return failf(abi.CodeDeadline, "deadline exceeded: the invocation ran longer than %s", r.limits.Deadline)
+		return failf(abi.CodeDeadline, "deadline exceeded: the invocation ran longer than %s", r.limits.Deadline())
 	case errors.Is(ctx.Err(), context.Canceled):
 		return failf(abi.CodeCancelled, "invocation cancelled")
 	}
@@ -342,22 +284,17 @@ func readCapped(path string, limit int64) ([]byte, bool) {
 	return b, false
 }
 
-func readResult(path string, limit int64) (abi.Result, *Failure) {
+func readResult(path string, limit int64) (abi.Result, *worker.Failure) {
 	b, truncated := readCapped(path, limit)
 	if truncated {
 		return abi.Result{}, failf(abi.CodeOutputTooLarge, "connector output exceeds %s", formatBytes(limit))
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
+	if len(bytes.TrimSpace(b)) == 0 {
 		return abi.Result{}, failf(abi.CodeBadResult, "connector wrote no result to stdout")
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
 	var res abi.Result
-	if err := dec.Decode(&res); err != nil {
+	if err := decodeStrict(b, &res); err != nil {
 		return abi.Result{}, failf(abi.CodeBadResult, "connector stdout is not a result document: %v", err)
-	}
-	if dec.More() {
-		return abi.Result{}, failf(abi.CodeBadResult, "connector stdout holds more than one JSON document")
 	}
 	if res.OK && res.Error != nil || !res.OK && res.Error == nil {
 		return abi.Result{}, failf(abi.CodeBadResult, `connector result must have "ok":true with "output", or "ok":false with "error"`)

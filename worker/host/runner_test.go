@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"aileron.dev/aileron/sdk/abi"
+	"aileron.dev/aileron/worker"
 )
 
 // fakeServices records what the host functions passed on.
@@ -82,7 +83,7 @@ func compileWAT(t testing.TB, wat string) *wasmtime.Module {
 	return m
 }
 
-func newRunner(t testing.TB, wat string, caps []string, lim Limits, svc Services) *Runner {
+func newRunner(t testing.TB, wat string, caps []string, lim worker.Limits, svc Services) *Runner {
 	t.Helper()
 	r, err := NewRunner(testEngine(), compileWAT(t, wat), caps, lim, svc, t.TempDir())
 	require.NoError(t, err)
@@ -97,7 +98,7 @@ func invocation(t testing.TB) []byte {
 }
 
 func TestInvoke_OK(t *testing.T) {
-	r := newRunner(t, watCommand("(call $print)", `{"ok":true,"output":{"hi":1}}`), nil, Limits{}, &fakeServices{})
+	r := newRunner(t, watCommand("(call $print)", `{"ok":true,"output":{"hi":1}}`), nil, worker.Limits{}, &fakeServices{})
 	out, err := r.Invoke(context.Background(), invocation(t))
 	require.NoError(t, err)
 	require.True(t, out.Result.OK)
@@ -110,19 +111,20 @@ func TestInvoke_Failures(t *testing.T) {
 		name     string
 		wat      string
 		caps     []string
-		lim      Limits
+		lim      worker.Limits
 		code     string
 		contains string
 	}{
 		{name: "unreachable", wat: watCommand("unreachable", ""), code: abi.CodeTrap, contains: "connector trapped (unreachable)"},
-		{name: "loops_forever", wat: watCommand(forever, ""), lim: Limits{Deadline: 200 * time.Millisecond}, code: abi.CodeDeadline, contains: "deadline exceeded: the invocation ran longer than 200ms"},
-		{name: "memory_bomb", wat: watCommand("(loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable", ""), lim: Limits{MemoryBytes: 2 << 20}, code: abi.CodeMemoryLimit, contains: "memory limit 2 MiB exceeded"},
+		{name: "loops_forever", wat: watCommand(forever, ""), lim: worker.Limits{DeadlineMS: 200}, code: abi.CodeDeadline, contains: "deadline exceeded: the invocation ran longer than 200ms"},
+		{name: "memory_bomb", wat: watCommand("(loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable", ""), lim: worker.Limits{MemoryBytes: 2 << 20}, code: abi.CodeMemoryLimit, contains: "memory limit 2 MiB exceeded"},
 		{name: "garbage_stdout", wat: watCommand("(call $print)", "{not json"), code: abi.CodeBadResult, contains: "connector stdout is not a result document"},
 		{name: "no_stdout", wat: watCommand("nop", ""), code: abi.CodeBadResult, contains: "connector wrote no result to stdout"},
+		{name: "trailing_bracket", wat: watCommand("(call $print)", `{"ok":true,"output":1}]`), code: abi.CodeBadResult, contains: "connector stdout is not a result document: more than one JSON document"},
 		{name: "two_documents", wat: watCommand("(call $print)", `{"ok":true,"output":1}{"ok":true,"output":2}`), code: abi.CodeBadResult, contains: "more than one JSON document"},
 		{name: "ok_and_error", wat: watCommand("(call $print)", `{"ok":true,"error":{"code":"x","message":"y"}}`), code: abi.CodeBadResult, contains: `"ok":true with "output"`},
 		{name: "unknown_result_field", wat: watCommand("(call $print)", `{"ok":true,"output":1,"credential":"x"}`), code: abi.CodeBadResult, contains: "unknown field"},
-		{name: "output_too_large", wat: watCommand("(call $print)", `{"ok":true,"output":"`+strings.Repeat("a", 200)+`"}`), lim: Limits{StdoutBytes: 100}, code: abi.CodeOutputTooLarge, contains: "connector output exceeds 100 bytes"},
+		{name: "output_too_large", wat: watCommand("(call $print)", `{"ok":true,"output":"`+strings.Repeat("a", 200)+`"}`), lim: worker.Limits{StdoutBytes: 100}, code: abi.CodeOutputTooLarge, contains: "connector output exceeds 100 bytes"},
 		{name: "stack_overflow", wat: `(module (memory (export "memory") 1) (func $f (call $f)) (func (export "_start") (call $f)))`, code: abi.CodeTrap, contains: "stack overflow"},
 		{name: "no_start", wat: `(module (memory (export "memory") 1))`, code: abi.CodeBadResult, contains: "no _start"},
 	}
@@ -131,13 +133,13 @@ func TestInvoke_Failures(t *testing.T) {
 			r := newRunner(t, tt.wat, tt.caps, tt.lim, &fakeServices{})
 			start := time.Now()
 			_, err := r.Invoke(context.Background(), invocation(t))
-			var f *Failure
+			var f *worker.Failure
 			require.ErrorAs(t, err, &f)
 			require.Equal(t, tt.code, f.Code, f.Message)
 			require.Contains(t, f.Message, tt.contains)
-			if tt.lim.Deadline > 0 {
+			if tt.lim.DeadlineMS > 0 {
 				// Generous bound: the point is "stopped", not a timing claim.
-				require.Less(t, time.Since(start), tt.lim.Deadline+2*time.Second)
+				require.Less(t, time.Since(start), tt.lim.Deadline()+2*time.Second)
 			}
 		})
 	}
@@ -153,10 +155,10 @@ func TestInvoke_FreshStorePerInvocation(t *testing.T) {
   (func (export "_start")
     (global.set $g (i32.add (global.get $g) (i32.const 1)))
     (call $exit (global.get $g))))`
-	r := newRunner(t, wat, nil, Limits{}, &fakeServices{})
+	r := newRunner(t, wat, nil, worker.Limits{}, &fakeServices{})
 	for i := 0; i < 3; i++ {
 		_, err := r.Invoke(context.Background(), invocation(t))
-		var f *Failure
+		var f *worker.Failure
 		require.ErrorAs(t, err, &f)
 		require.Equal(t, abi.CodeExit, f.Code)
 		require.Contains(t, f.Message, "status 1", "invocation %d saw state from an earlier one", i)
@@ -170,20 +172,20 @@ func TestNewRunner_UndeclaredImport(t *testing.T) {
   (import "env" "mystery" (func))
   (memory (export "memory") 1)
   (func (export "_start")))`
-	_, err := NewRunner(testEngine(), compileWAT(t, wat), []string{abi.CapLog}, Limits{}, &fakeServices{}, t.TempDir())
-	var f *Failure
+	_, err := NewRunner(testEngine(), compileWAT(t, wat), []string{abi.CapLog}, worker.Limits{}, &fakeServices{}, t.TempDir())
+	var f *worker.Failure
 	require.ErrorAs(t, err, &f)
 	require.Equal(t, abi.CodeUndeclaredImport, f.Code)
 	require.Equal(t, `module imports what its manifest does not declare: [aileron_v1.http_send (declare "wasi:http/outgoing-handler" in [capabilities.runtime] imports) aileron_v1.result_read (declare "wasi:http/outgoing-handler" in [capabilities.runtime] imports) env.mystery]`, f.Message)
 
-	_, err = NewRunner(testEngine(), compileWAT(t, strings.Replace(wat, `(import "env" "mystery" (func))`, "", 1)), []string{abi.CapHTTP}, Limits{}, &fakeServices{}, t.TempDir())
+	_, err = NewRunner(testEngine(), compileWAT(t, strings.Replace(wat, `(import "env" "mystery" (func))`, "", 1)), []string{abi.CapHTTP}, worker.Limits{}, &fakeServices{}, t.TempDir())
 	require.NoError(t, err)
 }
 
 func TestNewRunner_ImportedMemoryIsNeverGranted(t *testing.T) {
 	wat := `(module (import "wasi_snapshot_preview1" "fd_write" (memory 1)) (func (export "_start")))`
-	_, err := NewRunner(testEngine(), compileWAT(t, wat), nil, Limits{}, &fakeServices{}, t.TempDir())
-	var f *Failure
+	_, err := NewRunner(testEngine(), compileWAT(t, wat), nil, worker.Limits{}, &fakeServices{}, t.TempDir())
+	var f *worker.Failure
 	require.ErrorAs(t, err, &f)
 	require.Equal(t, abi.CodeUndeclaredImport, f.Code)
 }

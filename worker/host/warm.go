@@ -7,6 +7,7 @@ import (
 	"github.com/bytecodealliance/wasmtime-go/v39"
 
 	"aileron.dev/aileron/sdk/abi"
+	"aileron.dev/aileron/worker"
 )
 
 // warmWAT is a WASI command that writes a result, like a real connector
@@ -39,7 +40,7 @@ func Warm(engine *wasmtime.Engine, scratch string) error {
 		return fmt.Errorf("warm: %w", err)
 	}
 	defer m.Close()
-	r, err := NewRunner(engine, m, nil, Limits{}, warmServices{}, scratch)
+	r, err := NewRunner(engine, m, nil, worker.Limits{}, warmServices{}, scratch)
 	if err != nil {
 		return fmt.Errorf("warm: %w", err)
 	}

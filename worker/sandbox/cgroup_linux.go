@@ -37,6 +37,8 @@ type Cgroup struct {
 	memDir string
 	// fd is an open directory fd on v2 for CLONE_INTO_CGROUP; -1 otherwise.
 	fd int
+	// memoryBytes is the memory limit last written; 0 if none was.
+	memoryBytes int64
 }
 
 // Name returns the name the group was created with.
@@ -219,7 +221,7 @@ func newCgroupV2(root, name string, l CgroupLimits) (_ *Cgroup, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: open: %w", name, err)
 	}
-	return &Cgroup{name: name, v2: dir, memDir: dir, fd: fd}, nil
+	return &Cgroup{name: name, v2: dir, memDir: dir, fd: fd, memoryBytes: l.MemoryBytes}, nil
 }
 
 func enableV2Controllers(dir string, ctrls ...string) error {
@@ -272,7 +274,7 @@ func newCgroupV1(memRoot, pidsRoot, name string, l CgroupLimits) (_ *Cgroup, err
 			return nil, fmt.Errorf("cgroup %s: %w", name, err)
 		}
 	}
-	return &Cgroup{name: name, v1: []string{memDir, pidsDir}, memDir: memDir, fd: -1}, nil
+	return &Cgroup{name: name, v1: []string{memDir, pidsDir}, memDir: memDir, fd: -1, memoryBytes: l.MemoryBytes}, nil
 }
 
 // mkdirAll creates root/name and returns the directories it created,
@@ -419,6 +421,39 @@ func (c *Cgroup) Remove() error {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	return nil
+}
+
+// MemoryMax returns the memory limit [NewCgroup] or [Cgroup.SetMemoryMax]
+// last wrote, 0 if none.
+func (c *Cgroup) MemoryMax() int64 { return c.memoryBytes }
+
+// SetMemoryMax changes the group's memory limit (v2 memory.max; v1
+// memory.limit_in_bytes and, with swap accounting, memory.memsw), for a
+// worker made ahead of time (the warm pool) and bound to a run whose limits
+// differ. Lowering it below what the group uses makes the kernel reclaim
+// memory and, if it cannot, fail (v1, EBUSY) or OOM-kill (v2).
+func (c *Cgroup) SetMemoryMax(bytes int64) error {
+	if bytes <= 0 {
+		return fmt.Errorf("cgroup %s: memory limit %d: must be positive", c.name, bytes)
+	}
+	v := strconv.FormatInt(bytes, 10)
+	files := []string{"memory.max"}
+	if c.v2 == "" {
+		// v1 refuses memory+swap below memory: lower memory first when
+		// shrinking, raise memory+swap first when growing.
+		files = []string{"memory.limit_in_bytes", "memory.memsw.limit_in_bytes"}
+		if c.memoryBytes > 0 && bytes > c.memoryBytes {
+			slices.Reverse(files)
+		}
+	}
+	for _, f := range files {
+		err := writeCgroupFile(c.memDir, f, v)
+		if err != nil && !(f == "memory.memsw.limit_in_bytes" && errors.Is(err, os.ErrNotExist)) {
+			return fmt.Errorf("cgroup %s: %w", c.name, err)
+		}
+	}
+	c.memoryBytes = bytes
 	return nil
 }
 

@@ -94,6 +94,11 @@ func TestNewCgroupV2Files(t *testing.T) {
 	require.Equal(t, "0", read("aileron/w1/memory.swap.max"))
 	require.Equal(t, "32", read("aileron/w1/pids.max"))
 
+	require.NoError(t, cg.SetMemoryMax(1<<30))
+	require.Equal(t, "1073741824", read("aileron/w1/memory.max"))
+	require.EqualValues(t, 1<<30, cg.MemoryMax())
+	require.EqualError(t, cg.SetMemoryMax(0), "cgroup aileron/w1: memory limit 0: must be positive")
+
 	write("aileron/w1/memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
 	require.True(t, cg.OOMKilled())
 }
@@ -235,5 +240,28 @@ func TestCgroupKillAndRemove(t *testing.T) {
 	require.NoError(t, cg.Remove())
 	for _, d := range dirs {
 		require.NoDirExists(t, d)
+	}
+}
+
+// TestCgroupSetMemoryMax grows and shrinks a real group's memory limit, in
+// the order v1 needs (memory+swap never below memory).
+func TestCgroupSetMemoryMax(t *testing.T) {
+	cg := newTestCgroup(t, CgroupLimits{MemoryBytes: 448 << 20, Pids: 64})
+	file := "memory.max"
+	if cg.Version() == 1 {
+		file = "memory.limit_in_bytes"
+	}
+	read := func(f string) string {
+		b, err := os.ReadFile(filepath.Join(cg.memDir, f))
+		require.NoError(t, err)
+		return strings.TrimSpace(string(b))
+	}
+	for _, v := range []int64{1<<30 + 192<<20, 64 << 20, 2 << 30} {
+		require.NoError(t, cg.SetMemoryMax(v))
+		require.Equal(t, strconv.FormatInt(v, 10), read(file))
+		if _, err := os.Stat(filepath.Join(cg.memDir, "memory.memsw.limit_in_bytes")); err == nil {
+			require.Equal(t, strconv.FormatInt(v, 10), read("memory.memsw.limit_in_bytes"))
+		}
+		require.Equal(t, v, cg.MemoryMax())
 	}
 }

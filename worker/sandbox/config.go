@@ -39,6 +39,51 @@ var (
 	ErrCgroupUnavailable = errors.New("no usable cgroup hierarchy with memory and pids controllers")
 )
 
+// LayerError is the failure to put one isolation layer in force.
+type LayerError struct {
+	// Layer is one of the Layer* names.
+	Layer string
+	// Err is why the layer is not in force.
+	Err error
+}
+
+func (e *LayerError) Error() string { return e.Layer + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *LayerError) Unwrap() error { return e.Err }
+
+// LayerErrors splits err into the messages of the [*LayerError]s it holds,
+// by layer, and the messages of the errors that name no layer. It looks
+// through errors.Join and through wrappers of a join or a LayerError (such
+// as Init's "sandbox init: " prefix).
+func LayerErrors(err error) (byLayer map[string][]string, other []string) {
+	byLayer = map[string][]string{}
+	var walk func(error)
+	walk = func(err error) {
+		type joined interface{ Unwrap() []error }
+		switch x := err.(type) {
+		case nil:
+			return
+		case *LayerError:
+			byLayer[x.Layer] = append(byLayer[x.Layer], x.Err.Error())
+			return
+		case joined:
+			for _, e := range x.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		switch u := errors.Unwrap(err).(type) {
+		case *LayerError, joined:
+			walk(u)
+			return
+		}
+		other = append(other, err.Error())
+	}
+	walk(err)
+	return byLayer, other
+}
+
 // DefaultHostID is the host uid and gid a root supervisor maps the worker's
 // root to when SpawnConfig leaves HostUID/HostGID zero: the conventional
 // "nobody". A dedicated, otherwise unused id (for example from a subuid range
@@ -185,8 +230,9 @@ type LockdownConfig struct {
 	// compiled-module cache directory. Each path must exist.
 	ReadOnlyPaths []string
 
-	// ReadWritePaths are directories the worker may still create, write
-	// and remove files in after Lockdown (no execute right): its private
+	// ReadWritePaths are directories the worker may still create, read,
+	// write, truncate and remove regular files in after Lockdown (no
+	// execute right, no directories, no listing): its private
 	// scratch directory, where each invocation's stdin, stdout and stderr
 	// live. Each path must exist.
 	ReadWritePaths []string

@@ -58,27 +58,32 @@ func orDefault(v, def uint64) uint64 {
 //     inheritable) on every thread. Inside its user namespace the worker is
 //     root with a full set; nothing after Init needs one.
 //
-// It then reads back every thread's state from /proc and fails if any of
-// this did not take.
+// It then reads back every thread's state from /proc. The steps do not
+// depend on each other: a failed one does not stop the others, and the
+// error joins every failure, each a [*LayerError] naming its layer where
+// it has one. [Lockdown]'s report then shows per layer what took.
 func Init(c InitConfig) error {
-	if !c.PreInitDone {
-		if err := remountProc(); err != nil {
-			return fmt.Errorf("sandbox init: %w", err)
-		}
+	var errs []error
+	fail := func(layer string, err error) {
+		errs = append(errs, &LayerError{Layer: layer, Err: err})
+	}
+	if err := remountProc(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, r := range rlimitTable {
 		v := r.value(c)
 		var cur unix.Rlimit
 		if err := unix.Getrlimit(r.resource, &cur); err != nil {
-			return fmt.Errorf("sandbox init: getrlimit %s: %w", r.name, err)
+			fail(LayerRlimits, fmt.Errorf("getrlimit %s: %w", r.name, err))
+			continue
 		}
 		v = min(v, cur.Max) // never try to raise a hard limit
 		if err := unix.Setrlimit(r.resource, &unix.Rlimit{Cur: v, Max: v}); err != nil {
-			return fmt.Errorf("sandbox init: setrlimit %s=%d: %w", r.name, v, err)
+			fail(LayerRlimits, fmt.Errorf("setrlimit %s=%d: %w", r.name, v, err))
 		}
 	}
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
-		return fmt.Errorf("sandbox init: prctl(PR_SET_DUMPABLE, 0): %w", err)
+		fail(LayerNotDumpable, fmt.Errorf("prctl(PR_SET_DUMPABLE, 0): %w", err))
 	}
 	// With PreInitDone the threads inherited no_new_privs and an empty
 	// capability state from the single-threaded constructor; checkThreads
@@ -86,29 +91,34 @@ func Init(c InitConfig) error {
 	haveSetpcap := c.PreInitDone && inChildUserNS() // root in its own user namespace: the bounding set was dropped
 	if !c.PreInitDone {
 		if err := allThreadsPrctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
-			return fmt.Errorf("sandbox init: no_new_privs: %w", err)
+			fail(LayerNoNewPrivs, err)
 		}
 		var err error
 		if haveSetpcap, err = dropCapabilities(); err != nil {
-			return fmt.Errorf("sandbox init: drop capabilities: %w", err)
+			fail(LayerCapabilities, err)
 		}
 	}
 	if err := checkThreads(func(s threadStatus) error {
+		var errs []error
+		if s["NoNewPrivs"] != "1" {
+			errs = append(errs, &LayerError{Layer: LayerNoNewPrivs, Err: fmt.Errorf("NoNewPrivs %q", s["NoNewPrivs"])})
+		}
 		switch {
-		case s["NoNewPrivs"] != "1":
-			return fmt.Errorf("NoNewPrivs %q", s["NoNewPrivs"])
 		case strings.Trim(s["CapEff"]+s["CapPrm"]+s["CapInh"]+s["CapAmb"], "0") != "":
-			return fmt.Errorf("capabilities left: CapEff %s CapPrm %s CapInh %s CapAmb %s", s["CapEff"], s["CapPrm"], s["CapInh"], s["CapAmb"])
+			errs = append(errs, &LayerError{Layer: LayerCapabilities, Err: fmt.Errorf("capabilities left: CapEff %s CapPrm %s CapInh %s CapAmb %s", s["CapEff"], s["CapPrm"], s["CapInh"], s["CapAmb"])})
 		case haveSetpcap && strings.Trim(s["CapBnd"], "0") != "":
 			// Without CAP_SETPCAP (a worker setuid'd to the host uid
 			// without a user namespace) the bounding set cannot be
 			// dropped; with nothing permitted, no_new_privs and no exec
 			// it grants nothing.
-			return fmt.Errorf("bounding set left: %s", s["CapBnd"])
+			errs = append(errs, &LayerError{Layer: LayerCapabilities, Err: fmt.Errorf("bounding set left: %s", s["CapBnd"])})
 		}
-		return nil
+		return errors.Join(errs...)
 	}); err != nil {
-		return fmt.Errorf("sandbox init: %w", err)
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("sandbox init: %w", errors.Join(errs...))
 	}
 	return nil
 }
@@ -118,8 +128,12 @@ func Init(c InitConfig) error {
 // Namespaces creates the mount namespace with them). Outside a user
 // namespace, PID 1 is a real init or a container's, whose mounts are not ours
 // to touch.
+//
+// It does nothing when /proc already is this namespace's: the worker's
+// constructor (package preinit) mounted it, and has dropped the
+// capabilities a second mount would need.
 func remountProc() error {
-	if os.Getpid() != 1 || !inChildUserNS() {
+	if os.Getpid() != 1 || !inChildUserNS() || procIsOurs() {
 		return nil
 	}
 	// Security: private first, so nothing we mount propagates anywhere.

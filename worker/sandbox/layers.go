@@ -58,6 +58,13 @@ func LayerNames() []string {
 	return names
 }
 
+// InProcessLayers returns, in order, the layers a worker applies to itself
+// ([Init] and [Lockdown]), after the namespaces and the cgroup that its
+// spawn provides.
+func InProcessLayers() []string {
+	return LayerNames()[slices.IndexFunc(layerTable, func(l layerSpec) bool { return l.name == LayerRlimits }):]
+}
+
 // LayerDescription returns what the named layer is there to stop, or "" for
 // an unknown name.
 func LayerDescription(name string) string {

@@ -129,8 +129,10 @@ func applyLandlock(c LockdownConfig) (active bool, detail string, err error) {
 		if !st.IsDir() {
 			return false, "", fmt.Errorf("read-write path %s is not a directory", p)
 		}
-		access := landlock.AccessFSSet(llsys.AccessFSReadFile | llsys.AccessFSReadDir | llsys.AccessFSWriteFile |
-			llsys.AccessFSMakeReg | llsys.AccessFSMakeDir | llsys.AccessFSRemoveFile | llsys.AccessFSRemoveDir | llsys.AccessFSTruncate)
+		// Regular files only, the streams of each invocation: no
+		// directories made or removed, no listing.
+		access := landlock.AccessFSSet(llsys.AccessFSReadFile | llsys.AccessFSWriteFile |
+			llsys.AccessFSMakeReg | llsys.AccessFSRemoveFile | llsys.AccessFSTruncate)
 		rules = append(rules, landlock.PathAccess(access, p))
 	}
 	// The newest preset go-landlock knows, downgraded to what the kernel

@@ -110,28 +110,8 @@ func ProbeWith(c ProbeConfig) Report {
 		noNS.Namespaces = false
 		child, _ = runProbe(exe, noNS, lockdown)
 	}
-	ours := map[string]string{}
-	for _, k := range nsKinds {
-		ours[k.ns], _ = os.Readlink("/proc/self/ns/" + k.ns)
-	}
-	for _, k := range nsKinds {
-		switch {
-		case !spawn.Namespaces:
-			r.set(k.layer, false, "off: spawn config has no namespaces")
-		case nsErr != nil:
-			r.set(k.layer, false, nsErr.Error())
-		case child.NS[k.ns] == "" || child.NS[k.ns] == ours[k.ns]:
-			r.set(k.layer, false, fmt.Sprintf("child shares the supervisor's %s", ours[k.ns]))
-		default:
-			detail := child.NS[k.ns]
-			switch k.layer {
-			case LayerUserNS:
-				detail = "uid_map " + child.UIDMap
-			case LayerNetNS:
-				detail = fmt.Sprintf("interfaces: %s", strings.Join(child.Interfaces, " "))
-			}
-			r.set(k.layer, true, detail)
-		}
+	for _, l := range nsLayers(spawn, nsErr, child).Layers {
+		r.set(l.Name, l.Active, l.Detail)
 	}
 
 	if child == nil {
@@ -141,7 +121,7 @@ func ProbeWith(c ProbeConfig) Report {
 	for _, l := range child.Report.Layers {
 		r.set(l.Name, l.Active, l.Detail)
 	}
-	for _, name := range []string{LayerRlimits, LayerNoNewPrivs, LayerNotDumpable, LayerCapabilities, LayerLandlock, LayerSeccomp} {
+	for _, name := range InProcessLayers() {
 		if _, ok := r.Layer(name); ok {
 			continue
 		}
@@ -150,6 +130,83 @@ func ProbeWith(c ProbeConfig) Report {
 			why = "init: " + child.InitErr
 		}
 		r.set(name, false, why)
+	}
+	return r
+}
+
+// nsLayers compares the probe child's namespaces with this process's.
+func nsLayers(spawn SpawnConfig, nsErr error, child *probeChildResult) Report {
+	var r Report
+	if !spawn.Namespaces || nsErr != nil {
+		why := "off: spawn config has no namespaces"
+		if spawn.Namespaces {
+			why = nsErr.Error()
+		}
+		for _, k := range nsKinds {
+			r.set(k.layer, false, why)
+		}
+		return r
+	}
+	r = compareNamespaces(child.NS)
+	for _, l := range r.Layers {
+		switch {
+		case !l.Active:
+		case l.Name == LayerUserNS:
+			r.set(l.Name, true, "uid_map "+child.UIDMap)
+		case l.Name == LayerNetNS:
+			r.set(l.Name, true, "interfaces: "+strings.Join(child.Interfaces, " "))
+		}
+	}
+	return r
+}
+
+// Namespaces reports which of the six namespace layers the process pid's
+// children are in, compared with this process's own namespaces: each one
+// that differs is active. It reads /proc/<pid>/ns, and for the PID
+// namespace pid_for_children, so that it holds both for a process cloned
+// into its namespaces and for one that unshared them and forks its worker
+// proper (SpawnConfig.UnshareInChild). A namespace it cannot read counts as
+// missing. The supervisor calls it once the worker answered, so that a run's
+// record lists the namespaces the worker is in, not those it asked for.
+func Namespaces(pid int) Report {
+	theirs := map[string]string{}
+	var errs []string
+	for _, k := range nsKinds {
+		name := k.ns
+		if name == "pid" {
+			name = "pid_for_children"
+		}
+		v, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, name))
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+		theirs[k.ns] = v
+	}
+	r := compareNamespaces(theirs)
+	if len(errs) > 0 {
+		for _, l := range r.Layers {
+			if !l.Active {
+				r.set(l.Name, false, l.Detail+" ("+strings.Join(errs, "; ")+")")
+			}
+		}
+	}
+	return r
+}
+
+// compareNamespaces sets each namespace layer active when theirs (ns kind
+// -> "net:[4026531840]") names another namespace than this process's.
+func compareNamespaces(theirs map[string]string) Report {
+	var r Report
+	for _, k := range nsKinds {
+		ours, _ := os.Readlink("/proc/self/ns/" + k.ns)
+		switch t := theirs[k.ns]; {
+		case t == "":
+			r.set(k.layer, false, "namespace unknown")
+		case t == ours:
+			r.set(k.layer, false, "shares the supervisor's "+ours)
+		default:
+			r.set(k.layer, true, t)
+		}
 	}
 	return r
 }
@@ -185,7 +242,9 @@ func (r *Report) addStatic(why string) {
 	avail := strings.Fields(string(b))
 	ok := seccompArch != 0 && strings.Contains(string(b), "kill_process") && strings.Contains(string(b), "errno")
 	r.set(LayerSeccomp, ok, fmt.Sprintf("actions %v advertised, not tried: %s", avail, why))
-	for _, name := range []string{LayerRlimits, LayerNoNewPrivs, LayerNotDumpable, LayerCapabilities} {
-		r.set(name, false, "not tried: "+why)
+	for _, name := range InProcessLayers() {
+		if _, ok := r.Layer(name); !ok {
+			r.set(name, false, "not tried: "+why)
+		}
 	}
 }

@@ -3,6 +3,7 @@
 package sandbox
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -44,6 +45,7 @@ func TestLayerTable(t *testing.T) {
 		require.NotEmpty(t, LayerDescription(name))
 	}
 	require.Len(t, seen, 13)
+	require.Equal(t, []string{LayerRlimits, LayerNoNewPrivs, LayerNotDumpable, LayerCapabilities, LayerLandlock, LayerSeccomp}, InProcessLayers())
 }
 
 // TestProbe runs the doctor probe against this host with a child binary the
@@ -94,4 +96,38 @@ func TestProbeWithoutNamespaces(t *testing.T) {
 	require.Equal(t, Layer{Name: LayerUserNS, Detail: "off: spawn config has no namespaces"}, userns)
 	// The in-process layers do not depend on namespaces.
 	require.Empty(t, r.Missing([]string{LayerLandlock, LayerSeccomp, LayerNoNewPrivs, LayerNotDumpable, LayerCapabilities, LayerRlimits}))
+}
+
+func init() {
+	// waitstdin blocks until its stdin closes, so a test can look at it.
+	helpers["waitstdin"] = func(string) int {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		return 0
+	}
+}
+
+// TestNamespaces reads the namespaces a process actually is in: none for
+// this process, all six for a child spawned with them.
+func TestNamespaces(t *testing.T) {
+	for _, l := range Namespaces(os.Getpid()).Layers {
+		require.False(t, l.Active, "%s", l)
+		require.Contains(t, l.Detail, "shares the supervisor's ")
+	}
+	r := Namespaces(1 << 30) // no such process
+	require.Len(t, r.Layers, 6)
+	for _, l := range r.Layers {
+		require.False(t, l.Active, "%s", l)
+		require.Contains(t, l.Detail, "namespace unknown (readlink /proc/1073741824/ns/")
+	}
+
+	requireNamespaces(t)
+	cmd := helperCmd(t, "waitstdin", &SpawnConfig{Namespaces: true}, "")
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	defer cmd.Wait()
+	defer stdin.Close()
+	r = Namespaces(cmd.Process.Pid)
+	require.Equal(t, LayerNames()[:6], names(r.Layers))
+	require.Empty(t, r.Missing(LayerNames()[:6]), "%s", r)
 }

@@ -47,6 +47,12 @@ func (c *Cgroup) Kill() error { return errGOOS }
 // Remove returns ErrUnsupported outside Linux.
 func (c *Cgroup) Remove() error { return errGOOS }
 
+// MemoryMax returns 0 outside Linux.
+func (c *Cgroup) MemoryMax() int64 { return 0 }
+
+// SetMemoryMax returns ErrUnsupported outside Linux.
+func (c *Cgroup) SetMemoryMax(int64) error { return errGOOS }
+
 // OOMKilled is always false outside Linux.
 func (c *Cgroup) OOMKilled() bool { return false }
 
@@ -59,6 +65,15 @@ func Lockdown(c LockdownConfig) (Report, error) {
 		return Report{}, err
 	}
 	return unsupportedReport(), errGOOS
+}
+
+// Namespaces reports every namespace layer unavailable outside Linux.
+func Namespaces(pid int) Report {
+	var r Report
+	for _, name := range LayerNames()[:6] {
+		r.set(name, false, errGOOS.Error())
+	}
+	return r
 }
 
 // ProbeWith reports every layer unavailable outside Linux.

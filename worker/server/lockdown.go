@@ -1,23 +1,12 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
+	"strings"
 
 	"aileron.dev/aileron/worker"
 	"aileron.dev/aileron/worker/sandbox"
 )
-
-// inProcessLayers are the layers the worker applies to itself (the
-// supervisor accounts for namespaces and the cgroup).
-var inProcessLayers = []string{
-	sandbox.LayerRlimits,
-	sandbox.LayerNoNewPrivs,
-	sandbox.LayerNotDumpable,
-	sandbox.LayerCapabilities,
-	sandbox.LayerLandlock,
-	sandbox.LayerSeccomp,
-}
 
 // lockdown applies Landlock and then seccomp to this process, after the
 // go-plugin listener and the broker channel exist and before anything
@@ -42,17 +31,27 @@ func lockdown(a worker.SandboxArgs, scratch string, initErr error) (worker.Sandb
 	rep, err := sandbox.Lockdown(cfg)
 	var reply worker.SandboxReply
 	if err != nil {
-		return reply, fmt.Errorf("lockdown: %w", err)
+		// sandbox.Lockdown's errors start with "lockdown: " already.
+		if initErr != nil {
+			return reply, fmt.Errorf("%w (after init: %s)", err, oneLine(initErr.Error()))
+		}
+		return reply, err
 	}
 	reply.Applied = rep.Active()
-	for _, l := range rep.Missing(inProcessLayers) {
+	byLayer, other := sandbox.LayerErrors(initErr)
+	for _, l := range rep.Missing(sandbox.InProcessLayers()) {
 		detail := l.Detail
-		if initErr != nil && l.Name != sandbox.LayerLandlock && l.Name != sandbox.LayerSeccomp {
-			detail += " (init: " + initErr.Error() + ")"
+		why := byLayer[l.Name]
+		if len(why) == 0 && l.Name != sandbox.LayerLandlock && l.Name != sandbox.LayerSeccomp {
+			why = other
+		}
+		if len(why) > 0 {
+			detail += " (init: " + oneLine(strings.Join(why, "; ")) + ")"
 		}
 		reply.Missing = append(reply.Missing, l.Name+": "+detail)
 	}
 	return reply, nil
 }
 
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+// oneLine keeps a joined error on one line for a layer's detail.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +41,13 @@ var (
 	// connector for one run.
 	ErrAlreadyLoaded = errors.New("worker already bound to a connector")
 )
+
+// maxScratchFileBytes is the worker's RLIMIT_FSIZE. The largest files it
+// writes are an invocation's stdin and the guest's stdout in the scratch
+// directory, up to the ABI's limits; the margin lets the runner see a result
+// one byte over its limit and report output_too_large instead of a result
+// cut short.
+const maxScratchFileBytes = max(abi.MaxInvocationBytes, abi.MaxResultBytes) + 64<<10
 
 // Server is one worker process's implementation of [worker.Worker].
 type Server struct {
@@ -74,12 +80,12 @@ func Main() int {
 		return 2
 	}
 	// Still trusted code: mount a fresh /proc if we are pid 1 of our own
-	// namespace, set rlimits, drop capabilities, no_new_privs. A failure
-	// is reported by Sandbox (the layers show as missing), not hidden.
-	done, initErr := preinit.Done()
-	if initErr == nil {
-		initErr = sandbox.Init(sandbox.InitConfig{PreInitDone: done})
-	}
+	// namespace, set rlimits, drop capabilities, no_new_privs. Init runs
+	// even when a step of the constructor failed, and applies every layer
+	// it can: a failure is reported by Sandbox (the layers show as
+	// missing, with the reason), not hidden, and costs no other layer.
+	done, preErr := preinit.Done()
+	initErr := errors.Join(preErr, sandbox.Init(sandbox.InitConfig{PreInitDone: done, MaxFileSize: maxScratchFileBytes}))
 	if initErr != nil {
 		log.Warn("sandbox init failed", "error", initErr)
 	}
@@ -99,17 +105,9 @@ func New(log hclog.Logger) (*Server, error) {
 	if scratch == "" {
 		return nil, fmt.Errorf("%s is not set", worker.EnvScratch)
 	}
-	fd := worker.BrokerFD
-	if v := os.Getenv(worker.EnvBrokerFD); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", worker.EnvBrokerFD, err)
-		}
-		fd = n
-	}
-	// The channel is wrapped now, before seccomp forbids nothing here but
-	// it is still trusted code's job to set up every descriptor.
-	conn, err := net.FileConn(os.NewFile(uintptr(fd), "broker-channel"))
+	// The channel is wrapped now, while this is still trusted code that
+	// sets up every descriptor.
+	conn, err := net.FileConn(os.NewFile(worker.BrokerFD, "broker-channel"))
 	if err != nil {
 		return nil, fmt.Errorf("broker channel: %w", err)
 	}
@@ -177,28 +175,17 @@ func (s *Server) Load(a worker.LoadArgs) (worker.LoadReply, error) {
 		return worker.LoadReply{}, err
 	}
 	s.broker.log = s.log.With("connector", a.Connector)
-	r, err := host.NewRunner(s.engine, m, a.Capabilities, limitsFrom(a.Limits), s.broker, s.scratch)
+	r, err := host.NewRunner(s.engine, m, a.Capabilities, a.Limits, s.broker, s.scratch)
 	if err != nil {
 		m.Close()
-		var f *host.Failure
+		var f *worker.Failure
 		if errors.As(err, &f) {
-			return worker.LoadReply{Failure: &worker.Failure{Code: f.Code, Message: f.Message}}, nil
+			return worker.LoadReply{Failure: f}, nil
 		}
 		return worker.LoadReply{}, err
 	}
 	s.connector, s.module, s.runner = a.Connector, m, r
 	return worker.LoadReply{}, nil
-}
-
-func limitsFrom(l worker.Limits) host.Limits {
-	return host.Limits{
-		Deadline:      time.Duration(l.DeadlineMS) * time.Millisecond,
-		MemoryBytes:   l.MemoryBytes,
-		TableElements: l.TableElements,
-		StdoutBytes:   l.StdoutBytes,
-		StderrBytes:   l.StderrBytes,
-		HostCalls:     l.HostCalls,
-	}
 }
 
 // Invoke implements worker.Worker.
@@ -223,14 +210,14 @@ func (s *Server) Invoke(a worker.InvokeArgs) (worker.InvokeReply, error) {
 		reply.HostCalls, reply.DurationNS = out.HostCalls, out.Duration.Nanoseconds()
 	}
 	if err != nil {
-		var f *host.Failure
+		var f *worker.Failure
 		if errors.As(err, &f) {
-			reply.Failure = &worker.Failure{Code: f.Code, Message: f.Message}
+			reply.Failure = f
 			return reply, nil
 		}
 		return reply, err
 	}
-	reply.Result, err = jsonMarshal(out.Result)
+	reply.Result, err = json.Marshal(out.Result)
 	return reply, err
 }
 

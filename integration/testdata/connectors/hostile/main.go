@@ -93,6 +93,18 @@ func main() {
 		}
 		return map[string]any{"status": resp.Status, "location": resp.Header("Location"), "bytes": len(resp.Body)}, nil
 	})
+	// big returns a string of n bytes; echo returns its input. Together
+	// they move documents near the ABI's size limits through a run.
+	sdk.Handle("big", func(c *sdk.Call, in struct {
+		N int `json:"n"`
+	}) (any, error) {
+		return strings.Repeat("b", in.N), nil
+	})
+	sdk.Handle("echo", func(c *sdk.Call, in struct {
+		S string `json:"s"`
+	}) (any, error) {
+		return in.S, nil
+	})
 	sdk.Handle("env", func(c *sdk.Call, _ none) (any, error) {
 		return map[string]any{"environ": os.Environ(), "args": os.Args}, nil
 	})
