@@ -20,6 +20,7 @@ import (
 	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/examples/kit"
 	"aileron.dev/aileron/manifest"
+	"aileron.dev/aileron/worker"
 )
 
 // escapeWorker builds the worker with the test-only escape probes compiled
@@ -225,6 +226,9 @@ func TestIsolation_StrictRefusesAMissingLayer(t *testing.T) {
 	r = e.aileron("", "doctor")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stdout, "landlock      UNAVAILABLE  disabled by isolation.unsafe_disable in config.toml")
+	// It reports the limits real workers get (the file size bounds the
+	// scratch stdin/stdout files: the ABI's 4 MiB plus a margin).
+	require.Contains(t, r.stdout, fmt.Sprintf("fsize=%d ", worker.MaxScratchFileBytes))
 }
 
 // TestIsolation_TamperedWorkerRefused: the supervisor verifies the worker

@@ -46,7 +46,8 @@ func (s *Supervisor) Doctor() DoctorReport {
 	if iso.disabled("seccomp") {
 		lock.Seccomp = sandbox.SeccompOff
 	}
-	rep := sandbox.ProbeWith(sandbox.ProbeConfig{Executable: s.cfg.WorkerPath, Spawn: &spawn, Lockdown: &lock})
+	rep := sandbox.ProbeWith(sandbox.ProbeConfig{Executable: s.cfg.WorkerPath, Spawn: &spawn, Lockdown: &lock,
+		Init: &sandbox.InitConfig{MaxFileSize: worker.MaxScratchFileBytes}})
 	layers := make([]sandbox.Layer, 0, len(sandbox.LayerNames()))
 	for _, name := range sandbox.LayerNames() {
 		l, ok := rep.Layer(name)

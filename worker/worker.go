@@ -62,6 +62,13 @@ const CacheDir = "/proc/self/fd/4"
 // worker is in its cgroup (sandbox.SyncFDEnv names it).
 const SyncFD = 5
 
+// MaxScratchFileBytes is the worker's RLIMIT_FSIZE. The largest files it
+// writes are an invocation's stdin and the guest's stdout in the scratch
+// directory, up to the ABI's limits; the margin lets the runner see a
+// result one byte over its limit and report output_too_large instead of a
+// result cut short.
+const MaxScratchFileBytes = max(abi.MaxInvocationBytes, abi.MaxResultBytes) + 64<<10
+
 // SandboxArgs says how the worker must lock itself down. The zero value
 // applies every layer.
 type SandboxArgs struct {

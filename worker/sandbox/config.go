@@ -151,8 +151,8 @@ type InitConfig struct {
 	MaxOpenFiles uint64
 
 	// MaxFileSize is RLIMIT_FSIZE in bytes. Zero means 1 MiB. Landlock
-	// already denies every file write; this bounds writes to files the
-	// worker was handed open.
+	// confines file writes to the scratch directory; this bounds each
+	// file written there or handed open.
 	MaxFileSize uint64
 
 	// PreInitDone says the worker's single-threaded C constructor

@@ -17,6 +17,10 @@ type ProbeConfig struct {
 	// means Landlock best effort (so that the report says which ABI the
 	// kernel has rather than failing) and the seccomp allowlist.
 	Lockdown *LockdownConfig
+
+	// Init is what the child passes to Init, so the report shows the
+	// limits real workers get. Its zero value means InitConfig{}.
+	Init *InitConfig
 }
 
 // Probe reports which isolation layers this host can put in force, for

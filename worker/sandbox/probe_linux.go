@@ -22,6 +22,9 @@ const probeChildEnv = "AILERON_SANDBOX_PROBE_CHILD"
 // probeLockdownEnv carries the child's LockdownConfig as JSON.
 const probeLockdownEnv = "AILERON_SANDBOX_PROBE_LOCKDOWN"
 
+// probeInitEnv carries the child's InitConfig as JSON.
+const probeInitEnv = "AILERON_SANDBOX_PROBE_INIT"
+
 func init() {
 	if os.Getenv(probeChildEnv) == "1" {
 		runProbeChild()
@@ -68,7 +71,12 @@ func runProbeChild() {
 	if s := os.Getenv(probeLockdownEnv); s != "" {
 		_ = json.Unmarshal([]byte(s), &lc)
 	}
-	if err := Init(InitConfig{}); err != nil {
+	var ic InitConfig
+	if s := os.Getenv(probeInitEnv); s != "" {
+		_ = json.Unmarshal([]byte(s), &ic)
+	}
+	ic.PreInitDone = false // what Init itself sees, as before preinit existed
+	if err := Init(ic); err != nil {
 		res.InitErr = err.Error()
 	} else if rep, err := Lockdown(lc); err != nil {
 		res.Report, res.LockdownErr = rep, err.Error()
@@ -92,6 +100,10 @@ func ProbeWith(c ProbeConfig) Report {
 	if c.Lockdown != nil {
 		lockdown = *c.Lockdown
 	}
+	var ic InitConfig
+	if c.Init != nil {
+		ic = *c.Init
+	}
 	exe := c.Executable
 	if exe == "" {
 		var err error
@@ -103,12 +115,12 @@ func ProbeWith(c ProbeConfig) Report {
 	ok, detail := probeCgroup()
 	r.set(LayerCgroup, ok, detail)
 
-	child, nsErr := runProbe(exe, spawn, lockdown)
+	child, nsErr := runProbe(exe, spawn, lockdown, ic)
 	if nsErr != nil && spawn.Namespaces {
 		// Without namespaces the in-process layers can still be tried.
 		noNS := spawn
 		noNS.Namespaces = false
-		child, _ = runProbe(exe, noNS, lockdown)
+		child, _ = runProbe(exe, noNS, lockdown, ic)
 	}
 	for _, l := range nsLayers(spawn, nsErr, child).Layers {
 		r.set(l.Name, l.Active, l.Detail)
@@ -212,12 +224,13 @@ func compareNamespaces(theirs map[string]string) Report {
 }
 
 // runProbe starts exe as a probe child under spawn and decodes its report.
-func runProbe(exe string, spawn SpawnConfig, lockdown LockdownConfig) (*probeChildResult, error) {
+func runProbe(exe string, spawn SpawnConfig, lockdown LockdownConfig, init InitConfig) (*probeChildResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	lc, _ := json.Marshal(lockdown)
+	ic, _ := json.Marshal(init)
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = []string{probeChildEnv + "=1", probeLockdownEnv + "=" + string(lc)}
+	cmd.Env = []string{probeChildEnv + "=1", probeLockdownEnv + "=" + string(lc), probeInitEnv + "=" + string(ic)}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := spawn.Apply(cmd); err != nil {

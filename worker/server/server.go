@@ -42,13 +42,6 @@ var (
 	ErrAlreadyLoaded = errors.New("worker already bound to a connector")
 )
 
-// maxScratchFileBytes is the worker's RLIMIT_FSIZE. The largest files it
-// writes are an invocation's stdin and the guest's stdout in the scratch
-// directory, up to the ABI's limits; the margin lets the runner see a result
-// one byte over its limit and report output_too_large instead of a result
-// cut short.
-const maxScratchFileBytes = max(abi.MaxInvocationBytes, abi.MaxResultBytes) + 64<<10
-
 // Server is one worker process's implementation of [worker.Worker].
 type Server struct {
 	log     hclog.Logger
@@ -85,7 +78,7 @@ func Main() int {
 	// it can: a failure is reported by Sandbox (the layers show as
 	// missing, with the reason), not hidden, and costs no other layer.
 	done, preErr := preinit.Done()
-	initErr := errors.Join(preErr, sandbox.Init(sandbox.InitConfig{PreInitDone: done, MaxFileSize: maxScratchFileBytes}))
+	initErr := errors.Join(preErr, sandbox.Init(sandbox.InitConfig{PreInitDone: done, MaxFileSize: worker.MaxScratchFileBytes}))
 	if initErr != nil {
 		log.Warn("sandbox init failed", "error", initErr)
 	}
