@@ -35,8 +35,11 @@ var (
 	// AILERON_HOME starts with hard links to them, so only the first test
 	// that runs a connector pays Cranelift's ~2 s.
 	compiledCache string
-	packages      = map[string]*manifest.Manifest{} // by short name
-	pkgDirs       = map[string]string{}
+	// testTmp is the test binary's scratch directory (mode 0755, removed
+	// at exit) for what every test shares.
+	testTmp  string
+	packages = map[string]*manifest.Manifest{} // by short name
+	pkgDirs  = map[string]string{}
 )
 
 func TestMain(m *testing.M) {
@@ -55,6 +58,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		testTmp = tmp
 		compiledCache = filepath.Join(tmp, "compiled")
 		if err := os.MkdirAll(compiledCache, 0o755); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -298,7 +302,8 @@ func (e *env) auditRecords() []map[string]any {
 	return out
 }
 
-// children lists live processes started from our binaries.
+// children lists live processes started from our binaries: those in binDir
+// and the test builds of the worker under testTmp.
 func children() []string {
 	var out []string
 	ents, _ := os.ReadDir("/proc")
@@ -312,7 +317,7 @@ func children() []string {
 			continue
 		}
 		exe = strings.TrimSuffix(exe, " (deleted)")
-		if filepath.Dir(exe) == filepath.Clean(binDir) {
+		if filepath.Dir(exe) == filepath.Clean(binDir) || strings.HasPrefix(exe, testTmp+string(filepath.Separator)) {
 			cmdline, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
 			stat, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
 			if isZombie(stat) {

@@ -183,39 +183,6 @@ func storeSnapshot(t *testing.T, home string) []string {
 	return out
 }
 
-// compiledSeed keeps the compiled notes module of the first test that
-// compiled it, so later tests (which are not about compiling) skip the
-// seconds a cold compile takes. The store checks a seeded artifact against
-// its recorded hash like any other.
-var compiledSeed struct {
-	sync.Mutex
-	files map[string][]byte
-}
-
-func saveCompiled(t *testing.T, home string) {
-	t.Helper()
-	compiledSeed.Lock()
-	defer compiledSeed.Unlock()
-	dir := filepath.Join(home, "store", "compiled")
-	ents, err := os.ReadDir(dir)
-	require.NoError(t, err)
-	compiledSeed.files = map[string][]byte{}
-	for _, de := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
-		require.NoError(t, err)
-		compiledSeed.files[de.Name()] = b
-	}
-}
-
-func seedCompiled(t *testing.T, home string) {
-	t.Helper()
-	compiledSeed.Lock()
-	defer compiledSeed.Unlock()
-	for name, b := range compiledSeed.files {
-		require.NoError(t, os.WriteFile(filepath.Join(home, "store", "compiled", name), b, 0o444))
-	}
-}
-
 // installedEnv is an env whose notes connector was installed from the
 // package source, with its key pinned and its API key in the vault.
 func installedEnv(t *testing.T) (*env, *pkgServer, *manifest.Manifest) {
@@ -228,7 +195,6 @@ func installedEnv(t *testing.T) (*env, *pkgServer, *manifest.Manifest) {
 	out := e.ok("", "connector", "install", "--yes", m.Ref().String())
 	require.Contains(t, out, "installed "+m.Ref().String())
 	e.ok(notesKey+"\n", "vault", "set", "notes-key", "--kind", "api_key", "--connector", m.Connector.Name.String())
-	seedCompiled(t, e.home)
 	return e, src, m
 }
 
@@ -257,7 +223,6 @@ func TestInstall_FromSource_ThenRunsOffline(t *testing.T) {
 	compiled, err := filepath.Glob(filepath.Join(e.home, "store", "compiled", "*.cwasm"))
 	require.NoError(t, err)
 	require.Len(t, compiled, 1, "the first run did not cache the compiled module")
-	saveCompiled(t, e.home)
 	var warm []time.Duration
 	for i := 0; i < 3; i++ {
 		start = time.Now()
@@ -530,7 +495,6 @@ func TestInstall_PublishedAction(t *testing.T) {
 	src.set(src.path(aref, cas.ActionSignatureFile), cas.Sign(src.priv, b, "published"))
 
 	out := e.ok("", "action", "add", "--yes", aref.String())
-	seedCompiled(t, e.home)
 	require.Equal(t, "installed "+m.Ref().String()+"\nadded action published 0.1.0\n", out)
 	e.ok(notesKey+"\n", "vault", "set", "notes-key", "--kind", "api_key", "--connector", m.Connector.Name.String())
 	e.ok("", "run", "published")

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,20 +24,32 @@ import (
 	"aileron.dev/aileron/worker"
 )
 
-// escapeWorker builds the worker with the test-only escape probes compiled
-// in, into a directory the worker's unprivileged uid can reach.
+// escapeBuild is the worker built with the test-only escape probes, once
+// per test binary (a cgo link takes seconds).
+var escapeBuild struct {
+	once      sync.Once
+	path, out string
+	err       error
+}
+
+// escapeWorker returns the worker with the test-only escape probes compiled
+// in, in a directory the worker's unprivileged uid can reach. Tests must
+// not modify it.
 func escapeWorker(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "aileron-escape-worker-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	require.NoError(t, os.Chmod(dir, 0o755))
-	out := filepath.Join(dir, "aileron-worker")
-	cmd := exec.Command("go", "build", "-tags", "aileron_escapetest", "-o", out, "./cmd/aileron-worker")
-	cmd.Dir = kit.RepoRoot()
-	b, err := cmd.CombinedOutput()
-	require.NoError(t, err, string(b))
-	return out
+	escapeBuild.once.Do(func() {
+		dir := filepath.Join(testTmp, "escape-worker")
+		if escapeBuild.err = os.Mkdir(dir, 0o755); escapeBuild.err != nil {
+			return
+		}
+		escapeBuild.path = filepath.Join(dir, "aileron-worker")
+		cmd := exec.Command("go", "build", "-tags", "aileron_escapetest", "-o", escapeBuild.path, "./cmd/aileron-worker")
+		cmd.Dir = kit.RepoRoot()
+		b, err := cmd.CombinedOutput()
+		escapeBuild.out, escapeBuild.err = string(b), err
+	})
+	require.NoError(t, escapeBuild.err, escapeBuild.out)
+	return escapeBuild.path
 }
 
 // probeConnector packs a connector whose intents the escape-test worker
@@ -236,7 +249,7 @@ func TestIsolation_StrictRefusesAMissingLayer(t *testing.T) {
 func TestIsolation_TamperedWorkerRefused(t *testing.T) {
 	e := newEnv(t, "")
 	m := e.install("hostile", notesKey)
-	dir, err := os.MkdirTemp("", "aileron-tampered-")
+	dir, err := os.MkdirTemp(testTmp, "tampered-") // children() sees its processes
 	require.NoError(t, err)
 	defer os.RemoveAll(dir)
 	require.NoError(t, os.Chmod(dir, 0o755))

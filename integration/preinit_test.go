@@ -20,7 +20,7 @@ func failingWorker(t *testing.T, step int) (path, config string) {
 	t.Helper()
 	b, err := os.ReadFile(escapeWorker(t))
 	require.NoError(t, err)
-	dir, err := os.MkdirTemp("", "aileron-failing-worker-")
+	dir, err := os.MkdirTemp(testTmp, "failing-worker-") // children() sees its processes
 	require.NoError(t, err)
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	require.NoError(t, os.Chmod(dir, 0o755))
