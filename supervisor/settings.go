@@ -38,7 +38,8 @@ type Settings struct {
 // PoolSettings size the warm pool of sandboxed, unbound workers.
 type PoolSettings struct {
 	// Size is how many workers to keep ready; 0 (the default) disables
-	// the pool. It pays off in long-lived supervisors (serve, mcp).
+	// the pool. It pays off in long-lived supervisors (serve, mcp); of the
+	// CLI's commands only run and mcp start it.
 	Size int `toml:"size"`
 }
 

@@ -142,6 +142,9 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 	cfg.Broker.Home = cfg.Home
+	if cfg.Broker.AuditPath == "" {
+		cfg.Broker.AuditPath = AuditPath(cfg.Home)
+	}
 	// Security: only the descriptors meant for a child reach it; anything
 	// this process inherited or opened without O_CLOEXEC stays here.
 	if err := sandbox.MarkInheritedFDsCloseOnExec(); err != nil {
@@ -151,7 +154,7 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, fmt.Errorf("aileron home: %w", err)
 	}
 	if cfg.StoreDir == "" {
-		cfg.StoreDir = filepath.Join(cfg.Home, "store")
+		cfg.StoreDir = StoreDir(cfg.Home)
 	}
 	store, err := cas.Open(cfg.StoreDir)
 	if err != nil {

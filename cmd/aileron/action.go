@@ -35,13 +35,7 @@ Connectors already installed are only checked against the pins.`,
 			if err != nil {
 				return err
 			}
-			sup, err := a.supervisor(nil)
-			if err != nil {
-				return err
-			}
-			defer sup.Close()
-			in.Store = sup.Store()
-			act, fetched, err := sup.AddAction(cmd.Context(), file, data, supervisor.ActionInstall{
+			act, fetched, err := supervisor.AddAction(cmd.Context(), supervisor.ActionsDir(in.home), file, data, supervisor.ActionInstall{
 				Installer: in.Installer,
 				Consent:   func(f *cas.Fetched) error { return a.consent(f, yes) },
 			})
@@ -64,12 +58,11 @@ Connectors already installed are only checked against the pins.`,
 		Use:   "list",
 		Short: "List installed actions",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sup, err := a.supervisor(nil)
+			home, err := a.homeDir()
 			if err != nil {
 				return err
 			}
-			defer sup.Close()
-			for _, n := range sup.ActionNames() {
+			for _, n := range supervisor.ActionNames(supervisor.ActionsDir(home)) {
 				fmt.Fprintln(a.stdout, n)
 			}
 			return nil
@@ -86,13 +79,8 @@ Connectors already installed are only checked against the pins.`,
 				return err
 			}
 			defer in.close()
-			sup, err := a.supervisor(nil)
-			if err != nil {
-				return err
-			}
-			defer sup.Close()
-			in.Store = sup.Store()
-			plan, err := sup.PlanUpdate(cmd.Context(), args[0], in.Installer)
+			dir := supervisor.ActionsDir(in.home)
+			plan, err := supervisor.PlanUpdate(cmd.Context(), dir, args[0], in.Installer)
 			if err != nil {
 				return err
 			}
@@ -109,7 +97,7 @@ Connectors already installed are only checked against the pins.`,
 					return err
 				}
 			}
-			if err := sup.ApplyUpdate(plan, in.Installer); err != nil {
+			if err := supervisor.ApplyUpdate(dir, plan, in.Installer); err != nil {
 				return err
 			}
 			var moved []string

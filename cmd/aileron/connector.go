@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -77,6 +76,8 @@ use), and scripts must pass --trust-on-first-use.`,
 type installSession struct {
 	*cas.Installer
 	a *app
+	// home is the AILERON_HOME whose store the installer writes to.
+	home string
 }
 
 func (s *installSession) close() {
@@ -109,7 +110,7 @@ func (a *app) installer(tofu bool) (*installSession, error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
-	store, err := cas.Open(filepath.Join(home, "store"))
+	store, err := cas.Open(supervisor.StoreDir(home))
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func (a *app) installer(tofu bool) (*installSession, error) {
 		}
 		return nil
 	}
-	return &installSession{Installer: in, a: a}, nil
+	return &installSession{Installer: in, a: a, home: home}, nil
 }
 
 // resolve fetches and verifies what arg names: FQN@VERSION, file:///dir or
@@ -340,7 +341,7 @@ func (a *app) openStore() (*cas.Store, string, error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, "", err
 	}
-	s, err := cas.Open(filepath.Join(home, "store"))
+	s, err := cas.Open(supervisor.StoreDir(home))
 	return s, home, err
 }
 
@@ -524,15 +525,14 @@ func (a *app) connectorRmCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			sup, err := a.supervisor(nil)
+			store, home, err := a.openStore()
 			if err != nil {
 				return err
 			}
-			defer sup.Close()
-			if users := sup.ActionsRequiring(ref.String()); len(users) > 0 && !force {
+			if users := supervisor.ActionsRequiring(supervisor.ActionsDir(home), ref.String()); len(users) > 0 && !force {
 				return fmt.Errorf("%s is required by the installed action(s) %s: remove them first or pass --force", ref, strings.Join(users, ", "))
 			}
-			if err := sup.Store().RemoveConnector(ref.String()); err != nil {
+			if err := store.RemoveConnector(ref.String()); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "removed %s; run `aileron store gc` to free its space\n", ref)

@@ -162,7 +162,7 @@ func (a *app) readSecret(kind, username string) (broker.SecretInput, error) {
 // broker starts a supervisor and its broker for a vault command; done stops
 // both.
 func (a *app) broker() (*broker.Client, func(), error) {
-	sup, err := a.supervisor(nil)
+	sup, err := a.supervisor(nil, false)
 	if err != nil {
 		return nil, nil, err
 	}
