@@ -175,7 +175,9 @@ func New(cfg Config) (*Supervisor, error) {
 		removeStaleCgroups()
 	}
 	if cfg.PoolSize > 0 {
-		s.pool = newPool(s, cfg.PoolSize)
+		s.pool = newPool(cfg.PoolSize, func() (*workerProc, error) {
+			return s.spawnWorker(context.Background(), "the warm pool", true)
+		}, s.log)
 	}
 	return s, nil
 }
