@@ -307,14 +307,9 @@ func stopBroker(c *plugin.Client, b *broker.Client, proc *procRunner) {
 	case <-done:
 	case <-time.After(2 * time.Second):
 	}
-	for i := 0; i < 2000 && !c.Exited(); i++ {
-		time.Sleep(time.Millisecond)
-	}
-	if !c.Exited() {
+	if !proc.waitExit(2 * time.Second) {
 		_ = proc.Kill(context.Background())
-		for i := 0; i < 1000 && !c.Exited(); i++ {
-			time.Sleep(time.Millisecond)
-		}
+		proc.waitExit(time.Second)
 	}
 }
 
