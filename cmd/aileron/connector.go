@@ -12,7 +12,6 @@ import (
 	"aead.dev/minisign"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/manifest"
@@ -22,6 +21,9 @@ import (
 // EnvSignPassword holds the password of an encrypted signing key for
 // `aileron connector pack --sign-key` in scripts.
 const EnvSignPassword = "AILERON_SIGN_PASSWORD"
+
+// maxPasswordBytes bounds a signing key's password typed at the terminal.
+const maxPasswordBytes = 4096
 
 func (a *app) connectorCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "connector", Short: "Install, inspect, check and publish connectors"}
@@ -126,8 +128,8 @@ func (a *app) installer(tofu bool) (*installSession, error) {
 			fmt.Fprintf(a.stderr, "aileron: WARNING: trusting it on first use (--trust-on-first-use): every package of %s must be signed by it from now on\n", authority)
 			return nil
 		}
-		f, ok := a.stdin.(*os.File)
-		if !ok || !isTerminal(f) {
+		f, ok := a.stdinTerminal()
+		if !ok {
 			return fmt.Errorf("%w: %s; compare the key with the one the publisher announces, then run `aileron trust add %s %s`, or pass --trust-on-first-use", cas.ErrUnknownAuthority, authority, authority, key.String())
 		}
 		if err := a.ask(f, "Trust this key for every package of "+authority+"? Compare it with the one the publisher announces."); err != nil {
@@ -181,8 +183,8 @@ func (a *app) confirm(yes bool, question string) error {
 	if yes {
 		return nil
 	}
-	f, ok := a.stdin.(*os.File)
-	if !ok || !isTerminal(f) {
+	f, ok := a.stdinTerminal()
+	if !ok {
 		return usageError{errors.New("no terminal to ask for consent: review the summary above and pass --yes")}
 	}
 	if err := a.ask(f, question); err != nil {
@@ -269,15 +271,12 @@ from $` + EnvSignPassword + `. Attach the files to the release tagged vVERSION.`
 func (a *app) loadSignKey(path string) (minisign.PrivateKey, error) {
 	pw := os.Getenv(EnvSignPassword)
 	if pw == "" && cas.IsEncryptedKeyFile(path) {
-		f, ok := a.stdin.(*os.File)
-		if !ok || !isTerminal(f) {
+		if _, ok := a.stdinTerminal(); !ok {
 			return minisign.PrivateKey{}, usageError{fmt.Errorf("%s is encrypted: set %s or run at a terminal", path, EnvSignPassword)}
 		}
-		fmt.Fprintf(a.stderr, "password for %s: ", path)
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(a.stderr)
+		b, err := a.readHidden("password for "+path+": ", maxPasswordBytes)
 		if err != nil {
-			return minisign.PrivateKey{}, err
+			return minisign.PrivateKey{}, fmt.Errorf("read password: %w", err)
 		}
 		pw = string(b)
 	}
@@ -301,15 +300,12 @@ pin the public key with aileron trust add AUTHORITY KEY.`,
 			}
 			pw := os.Getenv(EnvSignPassword)
 			if pw == "" && !noPassword {
-				f, ok := a.stdin.(*os.File)
-				if !ok || !isTerminal(f) {
+				if _, ok := a.stdinTerminal(); !ok {
 					return usageError{fmt.Errorf("no terminal to read a password: set %s or pass --no-password", EnvSignPassword)}
 				}
-				fmt.Fprint(a.stderr, "password for the new key: ")
-				b, err := term.ReadPassword(int(f.Fd()))
-				fmt.Fprintln(a.stderr)
+				b, err := a.readHidden("password for the new key: ", maxPasswordBytes)
 				if err != nil {
-					return err
+					return fmt.Errorf("read password: %w", err)
 				}
 				if pw = string(b); pw == "" {
 					return usageError{errors.New("empty password: pass --no-password for an unencrypted key")}
