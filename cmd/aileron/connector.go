@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -441,13 +442,7 @@ func (a *app) inspectTarget(arg string) (*manifest.Manifest, error) {
 		if len(versions) == 0 {
 			return nil, fmt.Errorf("%s: %w; install it with `aileron connector install %s@VERSION`", f, cas.ErrNotFound, f)
 		}
-		newest := versions[0]
-		for _, v := range versions[1:] {
-			if cas.CompareVersions(v, newest) > 0 {
-				newest = v
-			}
-		}
-		ref = f.String() + "@" + newest
+		ref = f.String() + "@" + slices.MaxFunc(versions, cas.CompareVersions)
 	} else if _, err := manifest.ParseRef(arg); err != nil {
 		return nil, usageError{err}
 	}
