@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -297,4 +298,42 @@ func TestRun_ActionLimitsNarrow(t *testing.T) {
 	r = e.aileron("", "run", withLimits("bomb", "alloc_bomb", "memory_mib = 32"))
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "memory limit 32 MiB exceeded")
+}
+
+// TestRun_RecordAccountsForEveryWorker: a run with two connectors (one of
+// them used twice) records each worker once, in step order, and states the
+// isolation layers once, the same in the result and in the audit record.
+func TestRun_RecordAccountsForEveryWorker(t *testing.T) {
+	e := newEnv(t, "")
+	hostile := e.install("hostile", notesKey)
+	noop := e.install("noop", "")
+	action := e.actionSteps("two", step{hostile, "env", "{}"}, step{noop, "noop", "{}"}, step{hostile, "env", "{}"})
+	out := e.ok("", "run", "--json", action)
+	var res struct {
+		Steps     []json.RawMessage `json:"steps"`
+		Isolation []string          `json:"isolation"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	require.Len(t, res.Steps, 3)
+	require.Contains(t, res.Isolation, "seccomp")
+	require.True(t, slices.IsSorted(res.Isolation), "%v", res.Isolation)
+	require.Len(t, slices.Compact(slices.Clone(res.Isolation)), len(res.Isolation), "layer listed twice: %v", res.Isolation)
+
+	var run map[string]any
+	for _, r := range e.auditRecords() {
+		if r["kind"] == "run" {
+			run = r
+		}
+	}
+	require.NotNil(t, run, "no run record in the audit log")
+	f := run["fields"].(map[string]any)
+	var layers []string
+	for _, l := range f["layers"].([]any) {
+		layers = append(layers, l.(string))
+	}
+	require.Equal(t, res.Isolation, layers)
+	require.Nil(t, f["missing"])
+	for _, k := range []string{"worker_peak_rss_kib", "worker_cpu_ms"} {
+		require.Len(t, f[k], 2, "%s: one entry per worker", k)
+	}
 }

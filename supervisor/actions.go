@@ -18,27 +18,29 @@ import (
 // ErrActionNotFound is returned for an action name that is not installed.
 var ErrActionNotFound = errors.New("action not found")
 
-// actionsDir holds installed action files, one per action name.
-func (s *Supervisor) actionsDir() string { return filepath.Join(s.cfg.Home, "actions") }
+// IsActionPath reports whether ref names an action file rather than an
+// installed action: it contains a path separator or ends in .toml.
+func IsActionPath(ref string) bool {
+	return strings.ContainsRune(ref, os.PathSeparator) || strings.HasSuffix(ref, ".toml")
+}
 
-// LoadAction returns the action named ref: a path to an action file if ref
-// contains a path separator or ends in .toml, else an installed action's
-// name.
-func (s *Supervisor) LoadAction(ref string) (*manifest.Action, error) {
-	if strings.ContainsRune(ref, os.PathSeparator) || strings.HasSuffix(ref, ".toml") {
+// LoadAction returns the action named ref: the action file ref if
+// [IsActionPath] says it is one, else the action installed under that name
+// in dir (see [ActionsDir]).
+func LoadAction(dir, ref string) (*manifest.Action, error) {
+	if IsActionPath(ref) {
 		return manifest.LoadAction(ref)
 	}
-	path := filepath.Join(s.actionsDir(), ref+".toml")
-	a, err := manifest.LoadAction(path)
+	a, err := manifest.LoadAction(filepath.Join(dir, ref+".toml"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%q: %w (installed: %s)", ref, ErrActionNotFound, strings.Join(s.ActionNames(), ", "))
+		return nil, fmt.Errorf("%q: %w (installed: %s)", ref, ErrActionNotFound, strings.Join(ActionNames(dir), ", "))
 	}
 	return a, err
 }
 
-// ActionNames lists installed actions.
-func (s *Supervisor) ActionNames() []string {
-	ents, _ := os.ReadDir(s.actionsDir())
+// ActionNames lists the actions installed in dir, sorted.
+func ActionNames(dir string) []string {
+	ents, _ := os.ReadDir(dir)
 	var out []string
 	for _, e := range ents {
 		if n, ok := strings.CutSuffix(e.Name(), ".toml"); ok {
@@ -49,28 +51,17 @@ func (s *Supervisor) ActionNames() []string {
 	return out
 }
 
-// InstallAction stores the action file at path under its name after parsing
-// it. It does not install connectors.
-func (s *Supervisor) InstallAction(path string) (*manifest.Action, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	a, err := manifest.ParseAction(path, b)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(s.actionsDir(), 0o700); err != nil {
-		return nil, err
-	}
-	return a, os.WriteFile(filepath.Join(s.actionsDir(), a.Name+".toml"), b, 0o600)
+// LoadAction is [LoadAction] in the supervisor's home.
+func (s *Supervisor) LoadAction(ref string) (*manifest.Action, error) {
+	return LoadAction(ActionsDir(s.cfg.Home), ref)
 }
 
-// ActionInstall is how [Supervisor.AddAction] and [Supervisor.PlanUpdate]
-// get connectors.
+// ActionNames is [ActionNames] in the supervisor's home.
+func (s *Supervisor) ActionNames() []string { return ActionNames(ActionsDir(s.cfg.Home)) }
+
+// ActionInstall is how [AddAction] gets connectors.
 type ActionInstall struct {
-	// Installer fetches and verifies packages; its store must be this
-	// supervisor's.
+	// Installer fetches, verifies and stores packages in its store.
 	Installer *cas.Installer
 	// Consent is asked once for each connector that is not installed
 	// yet, with the verified package; nil installs it. Nil consents to
@@ -78,7 +69,8 @@ type ActionInstall struct {
 	Consent func(f *cas.Fetched) error
 }
 
-// AddAction installs the action file data (named file in errors) and every
+// AddAction installs the action file data (named file in errors) in dir
+// (see [ActionsDir]), and every
 // connector it requires that is not installed yet. Each missing connector
 // is fetched and verified against the action's pinned version and hash,
 // and the action's grants are checked against all the manifests, before
@@ -87,7 +79,7 @@ type ActionInstall struct {
 // installed already is only checked against the pins: nothing is
 // downloaded. It returns the action and what was fetched (Installed is set
 // for connectors that were there already).
-func (s *Supervisor) AddAction(ctx context.Context, file string, data []byte, ai ActionInstall) (*manifest.Action, []*cas.Fetched, error) {
+func AddAction(ctx context.Context, dir, file string, data []byte, ai ActionInstall) (*manifest.Action, []*cas.Fetched, error) {
 	a, err := manifest.ParseAction(file, data)
 	if err != nil {
 		return nil, nil, err
@@ -122,14 +114,14 @@ func (s *Supervisor) AddAction(ctx context.Context, file string, data []byte, ai
 			return nil, nil, err
 		}
 	}
-	if err := s.writeAction(a.Name, data); err != nil {
+	if err := writeAction(dir, a.Name, data); err != nil {
 		return nil, nil, err
 	}
 	return a, fetched, nil
 }
 
-func (s *Supervisor) writeAction(name string, data []byte) error {
-	return atomicfile.WriteFile(filepath.Join(s.actionsDir(), name+".toml"), data, 0o600, "")
+func writeAction(dir, name string, data []byte) error {
+	return atomicfile.WriteFile(filepath.Join(dir, name+".toml"), data, 0o600, "")
 }
 
 // ConnectorUpdate is one connector of an action moving to a newer version.
@@ -141,8 +133,8 @@ type ConnectorUpdate struct {
 	Fetched *cas.Fetched
 }
 
-// UpdatePlan is what [Supervisor.PlanUpdate] found; nothing is stored
-// until [Supervisor.ApplyUpdate].
+// UpdatePlan is what [PlanUpdate] found; nothing is stored until
+// [ApplyUpdate].
 type UpdatePlan struct {
 	// Action is the installed action with its pins moved to the new
 	// versions.
@@ -163,18 +155,19 @@ func (p *UpdatePlan) Widens() bool {
 }
 
 // PlanUpdate finds the newest version (see [cas.Newer]) of each remote
-// connector the installed action name requires, fetches and verifies it,
-// computes the capability diff, and checks that the action, pinned to the
-// new versions, is still valid. It stores nothing.
-func (s *Supervisor) PlanUpdate(ctx context.Context, name string, in *cas.Installer) (*UpdatePlan, error) {
-	a, err := s.LoadAction(name)
+// connector the action name installed in dir requires, fetches and
+// verifies it, computes the capability diff from the version in the
+// installer's store, and checks that the action, pinned to the new
+// versions, is still valid. It stores nothing.
+func PlanUpdate(ctx context.Context, dir, name string, in *cas.Installer) (*UpdatePlan, error) {
+	a, err := LoadAction(dir, name)
 	if err != nil {
 		return nil, err
 	}
 	plan := &UpdatePlan{Action: a}
 	manifests := map[string]*manifest.Manifest{}
 	for i, req := range a.Requires {
-		old, err := s.store.Connector(manifest.Ref{FQN: req.Name, Version: req.Version}.String())
+		old, err := in.Store.Connector(manifest.Ref{FQN: req.Name, Version: req.Version}.String())
 		var oldM *manifest.Manifest
 		if err == nil {
 			oldM = old.Manifest
@@ -214,9 +207,9 @@ func (s *Supervisor) PlanUpdate(ctx context.Context, name string, in *cas.Instal
 	return plan, nil
 }
 
-// ApplyUpdate stores the plan's packages and rewrites the installed action
-// with the new pins.
-func (s *Supervisor) ApplyUpdate(p *UpdatePlan, in *cas.Installer) error {
+// ApplyUpdate stores the plan's packages and rewrites the action installed
+// in dir with the new pins.
+func ApplyUpdate(dir string, p *UpdatePlan, in *cas.Installer) error {
 	for _, u := range p.Updates {
 		if _, err := in.Commit(u.Fetched); err != nil {
 			return err
@@ -225,14 +218,15 @@ func (s *Supervisor) ApplyUpdate(p *UpdatePlan, in *cas.Installer) error {
 	if len(p.Updates) == 0 {
 		return nil
 	}
-	return s.writeAction(p.Action.Name, p.Action.Encode())
+	return writeAction(dir, p.Action.Name, p.Action.Encode())
 }
 
-// ActionsRequiring lists the installed actions that pin ref ("FQN@version").
-func (s *Supervisor) ActionsRequiring(ref string) []string {
+// ActionsRequiring lists the actions installed in dir that pin ref
+// ("FQN@version").
+func ActionsRequiring(dir, ref string) []string {
 	var out []string
-	for _, n := range s.ActionNames() {
-		a, err := s.LoadAction(n)
+	for _, n := range ActionNames(dir) {
+		a, err := LoadAction(dir, n)
 		if err != nil {
 			continue
 		}

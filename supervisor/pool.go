@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // pool keeps pre-spawned, sandboxed workers that are bound to nothing: no
@@ -12,8 +14,12 @@ import (
 // killed with it, exactly like a freshly spawned worker. The pool only
 // moves spawning and lockdown off the request's critical path.
 type pool struct {
-	s    *Supervisor
 	size int
+	// spawn starts one sandboxed, unbound worker.
+	spawn func() (*workerProc, error)
+	log   hclog.Logger
+	// done is closed by close: spawns backing off give up at once.
+	done chan struct{}
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -24,8 +30,8 @@ type pool struct {
 	wg       sync.WaitGroup
 }
 
-func newPool(s *Supervisor, size int) *pool {
-	p := &pool{s: s, size: size}
+func newPool(size int, spawn func() (*workerProc, error), log hclog.Logger) *pool {
+	p := &pool{size: size, spawn: spawn, log: log, done: make(chan struct{})}
 	p.cond = sync.NewCond(&p.mu)
 	p.refill()
 	return p
@@ -33,7 +39,9 @@ func newPool(s *Supervisor, size int) *pool {
 
 // take returns a ready worker, waiting for one being spawned if none is
 // ready yet, or nil when none is on its way (then the caller spawns one
-// itself and reports whatever went wrong). A nil pool is a disabled pool.
+// itself and reports whatever went wrong). A ready worker that died while
+// idle is killed (its cgroup and scratch removed) and replaced, never
+// returned. A nil pool is a disabled pool.
 func (p *pool) take(ctx context.Context) *workerProc {
 	if p == nil {
 		return nil
@@ -44,15 +52,31 @@ func (p *pool) take(ctx context.Context) *workerProc {
 		p.mu.Unlock()
 	})
 	defer stop()
-	p.mu.Lock()
-	for len(p.ready) == 0 && p.starting > 0 && !p.closed && ctx.Err() == nil {
-		p.cond.Wait()
-	}
 	var w *workerProc
-	if n := len(p.ready); n > 0 {
+	var dead []*workerProc
+	p.mu.Lock()
+	for {
+		for len(p.ready) == 0 && p.starting > 0 && !p.closed && ctx.Err() == nil {
+			p.cond.Wait()
+		}
+		n := len(p.ready)
+		if n == 0 {
+			break
+		}
 		w, p.ready = p.ready[n-1], p.ready[:n-1]
+		if !w.client.Exited() {
+			break
+		}
+		// It died idle (killed from outside, OOM at warm-up): a run
+		// would only fail to load its module in it. Start another.
+		dead, w = append(dead, w), nil
+		p.refillLocked()
 	}
 	p.mu.Unlock()
+	for _, d := range dead {
+		p.log.Warn("warm pool: a ready worker had exited; replaced it")
+		d.kill()
+	}
 	p.refill()
 	return w
 }
@@ -61,6 +85,11 @@ func (p *pool) take(ctx context.Context) *workerProc {
 func (p *pool) refill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.refillLocked()
+}
+
+// refillLocked is refill with p.mu held.
+func (p *pool) refillLocked() {
 	for !p.closed && len(p.ready)+p.starting < p.size {
 		p.starting++
 		p.wg.Add(1)
@@ -70,7 +99,7 @@ func (p *pool) refill() {
 
 func (p *pool) spawnOne() {
 	defer p.wg.Done()
-	w, err := p.s.spawnWorker(context.Background(), "the warm pool", true)
+	w, err := p.spawn()
 	p.mu.Lock()
 	p.starting--
 	switch {
@@ -79,11 +108,15 @@ func (p *pool) spawnOne() {
 		n := p.failures
 		p.cond.Broadcast() // waiters must not wait for this one
 		p.mu.Unlock()
-		p.s.log.Error("warm pool: cannot start a worker", "error", err)
+		p.log.Error("warm pool: cannot start a worker", "error", err)
 		// Back off so a broken host does not spin; runs still spawn
-		// their own workers and report the error.
-		time.Sleep(time.Duration(min(n, 50)) * 100 * time.Millisecond)
-		p.refill()
+		// their own workers and report the error. Close does not wait
+		// for the back-off.
+		select {
+		case <-p.done:
+		case <-time.After(time.Duration(min(n, 50)) * 100 * time.Millisecond):
+			p.refill()
+		}
 		return
 	case p.closed:
 		p.mu.Unlock()
@@ -120,6 +153,9 @@ func (p *pool) close() {
 		return
 	}
 	p.mu.Lock()
+	if !p.closed {
+		close(p.done)
+	}
 	p.closed = true
 	idle := p.ready
 	p.ready = nil

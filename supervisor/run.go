@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"aileron.dev/aileron/broker"
@@ -22,7 +23,8 @@ type RunResult struct {
 	Steps  []StepResult `json:"steps"`
 	// Output is the last step's output.
 	Output json.RawMessage `json:"output"`
-	// Isolation lists the isolation layers the run's workers had.
+	// Isolation lists the isolation layers every one of the run's
+	// workers had (a layer one worker lacked is not listed), sorted.
 	Isolation []string `json:"isolation"`
 }
 
@@ -124,22 +126,22 @@ func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (_ *RunResult, err er
 	}
 	runID := newID()
 	res := &RunResult{RunID: runID, Action: p.Action.Name}
-	workers := map[string]*workerProc{}
+	rw := &runWorkers{live: map[string]*workerProc{}}
 	started := time.Now()
 	defer func() {
 		// Security: cut every worker off from the broker before the result
 		// leaves; the processes themselves are killed right after, off the
 		// caller's critical path (Close waits for that).
-		for _, w := range workers {
+		for _, w := range rw.live {
 			_, _ = b.Close(w.channelID)
 		}
 		s.teardown.Add(1)
 		go func() {
 			defer s.teardown.Done()
-			for _, w := range workers {
+			for _, w := range rw.used {
 				w.kill()
 			}
-			s.recordRun(b, p, runID, workers, started, err)
+			s.recordRun(b, p, runID, rw.used, started, err)
 		}()
 	}()
 	outputs := map[string]json.RawMessage{}
@@ -152,18 +154,46 @@ func (s *Supervisor) RunPlan(ctx context.Context, p *Plan) (_ *RunResult, err er
 		if p.OnStep != nil {
 			p.OnStep(st.ID, i, len(p.Action.Steps))
 		}
-		sr, err := s.runStep(ctx, b, p, runID, i, workers, outputs, deadline)
+		sr, err := s.runStep(ctx, b, p, runID, i, rw, outputs, deadline)
 		if err != nil {
 			return nil, err
-		}
-		if w := workers[sr.Connector]; w != nil {
-			res.Isolation = w.applied
 		}
 		outputs[st.ID] = sr.Output
 		res.Steps = append(res.Steps, sr)
 		res.Output = sr.Output
 	}
+	res.Isolation, _ = isolationOf(rw.used)
 	return res, nil
+}
+
+// runWorkers are the workers of one run.
+type runWorkers struct {
+	// live is the worker serving each connector now.
+	live map[string]*workerProc
+	// used is every worker the run bound, in the order the steps bound
+	// them; a worker replaced after it died stays here, so the audit
+	// record accounts for it.
+	used []*workerProc
+}
+
+// isolationOf returns the isolation layers every worker had and those any
+// worker lacked, each sorted. The record of a run states the weakest
+// isolation any of its steps ran under: a layer one worker lacked is not
+// in layers, however many others had it.
+func isolationOf(ws []*workerProc) (layers, missing []string) {
+	for i, w := range ws {
+		applied := slices.Clone(w.applied)
+		slices.Sort(applied)
+		applied = slices.Compact(applied)
+		if i == 0 {
+			layers = applied
+		} else {
+			layers = slices.DeleteFunc(layers, func(l string) bool { return !slices.Contains(applied, l) })
+		}
+		missing = append(missing, w.missing...)
+	}
+	slices.Sort(missing)
+	return layers, slices.Compact(missing)
 }
 
 // retryableCodes are the failures after which a step with retries is run
@@ -178,7 +208,7 @@ var retryableCodes = map[string]bool{
 // runStep runs step i, and runs it again (same invocation id, next attempt
 // number, a fresh worker if the old one died) after a transient failure,
 // up to the step's retries.
-func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, runID string, i int, workers map[string]*workerProc, outputs map[string]json.RawMessage, deadline time.Duration) (StepResult, error) {
+func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, runID string, i int, rw *runWorkers, outputs map[string]json.RawMessage, deadline time.Duration) (StepResult, error) {
 	st := p.Action.Steps[i]
 	g := p.Grants[i]
 	fqn := st.Connector.String()
@@ -195,7 +225,7 @@ func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, run
 	}
 	step := broker.Step{StepID: st.ID, Intent: st.Intent, Scopes: g.Scopes, DeadlineMS: deadline.Milliseconds(), Via: s.cfg.Via}
 	for attempt := 1; ; attempt++ {
-		w := workers[fqn]
+		w := rw.live[fqn]
 		bound := w == nil
 		if bound {
 			w, err = s.bindWorker(ctx, b, p, runID, i, step)
@@ -206,7 +236,8 @@ func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, run
 				}
 				return StepResult{}, err
 			}
-			workers[fqn] = w
+			rw.live[fqn] = w
+			rw.used = append(rw.used, w)
 		}
 		inv, err := json.Marshal(abi.Invocation{ABI: abi.Version, ID: runID + "/" + st.ID, Attempt: attempt, Intent: st.Intent, Input: inb})
 		if err != nil {
@@ -244,7 +275,7 @@ func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, run
 			// A fresh worker for the next attempt; this one is gone.
 			_, _ = b.Close(w.channelID)
 			w.kill()
-			delete(workers, fqn)
+			delete(rw.live, fqn)
 		}
 		s.log.Warn("retrying step after a transient failure", "step", st.ID, "connector", fqn, "attempt", attempt+1, "code", code, "reason", msg)
 		select {
@@ -255,16 +286,17 @@ func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, run
 	}
 }
 
-// recordRun appends the run's audit record: outcome, isolation mode and the
-// layers its workers had (or lacked).
-func (s *Supervisor) recordRun(b *broker.Client, p *Plan, runID string, workers map[string]*workerProc, started time.Time, err error) {
+// recordRun appends the run's audit record: outcome, isolation mode, the
+// layers all its workers had and those any lacked (see [isolationOf]), and
+// each worker's usage in the order the steps bound them.
+func (s *Supervisor) recordRun(b *broker.Client, p *Plan, runID string, workers []*workerProc, started time.Time, err error) {
 	rec := broker.RunRecord{RunID: runID, Action: p.Action.Name, Via: s.cfg.Via, Isolation: "relaxed", Code: "ok",
 		DurationMS: float64(time.Since(started).Microseconds()) / 1000}
 	if s.cfg.Isolation.Strict {
 		rec.Isolation = "strict"
 	}
+	rec.Layers, rec.Missing = isolationOf(workers)
 	for _, w := range workers {
-		rec.Layers, rec.Missing = w.applied, append(rec.Missing, w.missing...)
 		rec.PeakRSSKiB = append(rec.PeakRSSKiB, w.usage.peakRSSKiB)
 		rec.PeakMemoryKiB = append(rec.PeakMemoryKiB, w.usage.cgroupPeakKiB)
 		rec.CPUMS = append(rec.CPUMS, float64(w.usage.cpu.Microseconds())/1000)

@@ -38,7 +38,8 @@ type Settings struct {
 // PoolSettings size the warm pool of sandboxed, unbound workers.
 type PoolSettings struct {
 	// Size is how many workers to keep ready; 0 (the default) disables
-	// the pool. It pays off in long-lived supervisors (serve, mcp).
+	// the pool. It pays off in long-lived supervisors (serve, mcp); of the
+	// CLI's commands only run and mcp start it.
 	Size int `toml:"size"`
 }
 
@@ -88,14 +89,26 @@ func (s Settings) SourceConfig(getenv func(string) string) (cas.SourceConfig, er
 		}
 		cfg.Timeout = d
 	}
-	for _, p := range src.ExtraRootCAs {
+	pems, err := readPEMFiles("sources.extra_root_cas", src.ExtraRootCAs)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.ExtraRootCAs = append(cfg.ExtraRootCAs, pems...)
+	return cfg, nil
+}
+
+// readPEMFiles reads and concatenates the PEM files a settings key names;
+// errors name the key.
+func readPEMFiles(key string, paths []string) ([]byte, error) {
+	var out []byte
+	for _, p := range paths {
 		pem, err := os.ReadFile(p)
 		if err != nil {
-			return cfg, fmt.Errorf("%s: sources.extra_root_cas: %w", SettingsFile, err)
+			return nil, fmt.Errorf("%s: %s: %w", SettingsFile, key, err)
 		}
-		cfg.ExtraRootCAs = append(cfg.ExtraRootCAs, pem...)
+		out = append(out, pem...)
 	}
-	return cfg, nil
+	return out, nil
 }
 
 // BrokerSettings configure egress.
@@ -196,13 +209,11 @@ func (s Settings) Apply(cfg *Config) error {
 		}
 		b.RequestTimeoutMS = d.Milliseconds()
 	}
-	for _, p := range s.Broker.ExtraRootCAs {
-		pem, err := os.ReadFile(p)
-		if err != nil {
-			return fmt.Errorf("%s: broker.extra_root_cas: %w", SettingsFile, err)
-		}
-		b.ExtraRootCAs = append(b.ExtraRootCAs, pem...)
+	pems, err := readPEMFiles("broker.extra_root_cas", s.Broker.ExtraRootCAs)
+	if err != nil {
+		return err
 	}
+	b.ExtraRootCAs = append(b.ExtraRootCAs, pems...)
 	lim := worker.Limits{MemoryBytes: s.Limits.MemoryBytes, HostCalls: s.Limits.HostCalls, StdoutBytes: s.Limits.StdoutBytes, StderrBytes: s.Limits.StderrBytes}
 	if s.Limits.Deadline != "" {
 		d, err := time.ParseDuration(s.Limits.Deadline)
@@ -214,8 +225,9 @@ func (s Settings) Apply(cfg *Config) error {
 	cfg.Limits = lim
 	cfg.Isolation.UnsafeDisable = s.Isolation.UnsafeDisable
 	if w := s.Isolation.WorkerSHA256; w != "" {
-		if len(strings.TrimPrefix(w, "sha256:")) != 64 {
-			return fmt.Errorf("%s: isolation.worker_sha256 %q: want sha256:<64 hex digits>", SettingsFile, w)
+		// The "sha256:" prefix may be left out, as it always could be.
+		if _, err := cas.ParseDigest("sha256:" + strings.TrimPrefix(w, "sha256:")); err != nil {
+			return fmt.Errorf("%s: isolation.worker_sha256 %q: want sha256:<64 lowercase hex digits>", SettingsFile, w)
 		}
 		cfg.WorkerSHA256 = w
 	}

@@ -66,7 +66,7 @@ func runnerFunc(spec procSpec) func(hclog.Logger, *exec.Cmd, string) (runner.Run
 		if err != nil {
 			return nil, err
 		}
-		return &procRunner{cmd: cmd, stdout: stdout, stderr: stderr, started: spec.Started, log: log}, nil
+		return &procRunner{cmd: cmd, stdout: stdout, stderr: stderr, started: spec.Started, log: log, done: make(chan struct{})}, nil
 	}
 }
 
@@ -78,9 +78,13 @@ type procRunner struct {
 	started func(pid int) error
 	log     hclog.Logger
 
+	// done is closed once the process has been reaped; waitErr is its
+	// wait status then.
+	done     chan struct{}
+	doneOnce sync.Once
+
 	mu      sync.Mutex
 	pid     int
-	waited  bool
 	waitErr error
 }
 
@@ -109,29 +113,38 @@ func (r *procRunner) Start(context.Context) error {
 func (r *procRunner) Wait(context.Context) error {
 	err := r.cmd.Wait()
 	r.mu.Lock()
-	r.waitErr, r.waited = err, true
+	r.waitErr = err
 	r.mu.Unlock()
+	r.doneOnce.Do(func() { close(r.done) })
 	return err
 }
 
-// exitDetail describes how the process ended, once it has been reaped.
+// waitExit waits up to d for the process to be reaped and reports whether
+// it was (go-plugin calls Wait as soon as the process has started).
+func (r *procRunner) waitExit(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// exitDetail describes how the process ended, once it has been reaped
+// (waiting up to half a second for that); empty if it has not been.
 func (r *procRunner) exitDetail() string {
-	if r == nil {
+	if r == nil || !r.waitExit(500*time.Millisecond) {
 		return ""
 	}
-	for i := 0; i < 50; i++ {
-		r.mu.Lock()
-		waited, err := r.waited, r.waitErr
-		r.mu.Unlock()
-		if waited {
-			if err == nil {
-				return " (it exited with status 0)"
-			}
-			return " (" + err.Error() + ")"
-		}
-		time.Sleep(10 * time.Millisecond)
+	r.mu.Lock()
+	err := r.waitErr
+	r.mu.Unlock()
+	if err == nil {
+		return " (it exited with status 0)"
 	}
-	return ""
+	return " (" + err.Error() + ")"
 }
 
 // Kill sends SIGKILL to the child's process group at once: a worker gets no

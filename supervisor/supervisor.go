@@ -102,13 +102,31 @@ type Supervisor struct {
 	// returned; Close waits for it.
 	teardown sync.WaitGroup
 
-	mu      sync.Mutex
-	bclient *plugin.Client
-	bproc   *procRunner
-	broker  *broker.Client
-	pass    *os.File
-	passMu  sync.Mutex
-	closed  bool
+	mu     sync.Mutex
+	broker *brokerConn
+	closed bool
+}
+
+// brokerConn is one broker process: its go-plugin client, its control
+// client and the socket that passes channel descriptors to that same
+// process. They are replaced together when the broker restarts, so a
+// descriptor never goes to a broker other than the one its Open call
+// reaches.
+type brokerConn struct {
+	plugin *plugin.Client
+	proc   *procRunner
+	client *broker.Client
+	pass   *os.File
+	// passMu makes sending a descriptor and the Open call that binds it
+	// one critical section, so the broker pairs each descriptor with the
+	// right grant.
+	passMu sync.Mutex
+}
+
+// stop shuts the broker down and closes its pass socket.
+func (c *brokerConn) stop() {
+	stopBroker(c.plugin, c.client, c.proc)
+	c.pass.Close()
 }
 
 // New validates cfg and opens the store. The broker starts on first use.
@@ -142,6 +160,9 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 	cfg.Broker.Home = cfg.Home
+	if cfg.Broker.AuditPath == "" {
+		cfg.Broker.AuditPath = AuditPath(cfg.Home)
+	}
 	// Security: only the descriptors meant for a child reach it; anything
 	// this process inherited or opened without O_CLOEXEC stays here.
 	if err := sandbox.MarkInheritedFDsCloseOnExec(); err != nil {
@@ -151,7 +172,7 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, fmt.Errorf("aileron home: %w", err)
 	}
 	if cfg.StoreDir == "" {
-		cfg.StoreDir = filepath.Join(cfg.Home, "store")
+		cfg.StoreDir = StoreDir(cfg.Home)
 	}
 	store, err := cas.Open(cfg.StoreDir)
 	if err != nil {
@@ -172,7 +193,9 @@ func New(cfg Config) (*Supervisor, error) {
 		removeStaleCgroups()
 	}
 	if cfg.PoolSize > 0 {
-		s.pool = newPool(s, cfg.PoolSize)
+		s.pool = newPool(cfg.PoolSize, func() (*workerProc, error) {
+			return s.spawnWorker(context.Background(), "the warm pool", true)
+		}, s.log)
 	}
 	return s, nil
 }
@@ -188,14 +211,11 @@ func (s *Supervisor) Close() error {
 	s.teardown.Wait()
 	s.mu.Lock()
 	s.closed = true
-	bc, b, proc, pass := s.bclient, s.broker, s.bproc, s.pass
-	s.bclient, s.broker, s.bproc, s.pass = nil, nil, nil, nil
+	bc := s.broker
+	s.broker = nil
 	s.mu.Unlock()
 	if bc != nil {
-		stopBroker(bc, b, proc)
-	}
-	if pass != nil {
-		pass.Close()
+		bc.stop()
 	}
 	s.worker.close()
 	return os.RemoveAll(s.scratch)
@@ -222,12 +242,14 @@ func (s *Supervisor) Broker() (*broker.Client, error) {
 	if s.closed {
 		return nil, errors.New("supervisor is closed")
 	}
-	if s.broker != nil && !s.bclient.Exited() {
-		return s.broker, nil
+	if s.broker != nil && !s.broker.plugin.Exited() {
+		return s.broker.client, nil
 	}
-	if s.bclient != nil {
-		stopBroker(s.bclient, s.broker, s.bproc)
-		s.pass.Close()
+	if s.broker != nil {
+		// Runs still holding the old client fail: their descriptors and
+		// Open calls have nowhere to go (see openChannel).
+		s.broker.stop()
+		s.broker = nil
 	}
 	supEnd, brokerEnd, err := broker.NewPassPair()
 	if err != nil {
@@ -263,7 +285,7 @@ func (s *Supervisor) Broker() (*broker.Client, error) {
 		supEnd.Close()
 		return nil, fmt.Errorf("configure broker: %w", err)
 	}
-	s.bclient, s.broker, s.bproc, s.pass = client, bc, proc, supEnd
+	s.broker = &brokerConn{plugin: client, proc: proc, client: bc, pass: supEnd}
 	return bc, nil
 }
 
@@ -285,30 +307,38 @@ func stopBroker(c *plugin.Client, b *broker.Client, proc *procRunner) {
 	case <-done:
 	case <-time.After(2 * time.Second):
 	}
-	for i := 0; i < 2000 && !c.Exited(); i++ {
-		time.Sleep(time.Millisecond)
-	}
-	if !c.Exited() {
+	if !proc.waitExit(2 * time.Second) {
 		_ = proc.Kill(context.Background())
-		for i := 0; i < 1000 && !c.Exited(); i++ {
-			time.Sleep(time.Millisecond)
-		}
+		proc.waitExit(time.Second)
 	}
 }
 
-// openChannel hands brokerEnd to the broker and binds it to g. Sending the
-// descriptor and the Open call are one critical section, so the broker pairs
-// each descriptor with the right grant.
+// ErrBrokerRestarted is returned when a run's broker was replaced (it had
+// exited) while the run was binding a worker to it.
+var ErrBrokerRestarted = errors.New("the broker restarted during the run")
+
+// openChannel hands brokerEnd (closed here, whatever happens) to the broker
+// b controls and binds it to g. Sending the descriptor and the Open call are
+// one critical section, so the broker pairs each descriptor with the right
+// grant.
 func (s *Supervisor) openChannel(b *broker.Client, id string, brokerEnd *os.File, g broker.Grant, first *broker.Step) error {
 	s.mu.Lock()
-	pass := s.pass
+	c := s.broker
 	s.mu.Unlock()
-	s.passMu.Lock()
-	defer s.passMu.Unlock()
-	if err := broker.SendChannel(pass, id, brokerEnd); err != nil {
+	// Security: the pass socket must lead to the process b controls. After
+	// a restart it leads to a new broker, which would hold a descriptor no
+	// Open of this run can bind (or, were ids reused, the wrong one).
+	if c == nil || c.client != b {
+		brokerEnd.Close()
+		return ErrBrokerRestarted
+	}
+	c.passMu.Lock()
+	defer c.passMu.Unlock()
+	err := broker.SendChannel(c.pass, id, brokerEnd)
+	brokerEnd.Close()
+	if err != nil {
 		return fmt.Errorf("pass channel to broker: %w", err)
 	}
-	brokerEnd.Close()
 	return b.Open(broker.OpenArgs{ChannelID: id, Grant: g, Step: first})
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -35,13 +36,7 @@ Connectors already installed are only checked against the pins.`,
 			if err != nil {
 				return err
 			}
-			sup, err := a.supervisor(nil)
-			if err != nil {
-				return err
-			}
-			defer sup.Close()
-			in.Store = sup.Store()
-			act, fetched, err := sup.AddAction(cmd.Context(), file, data, supervisor.ActionInstall{
+			act, fetched, err := supervisor.AddAction(cmd.Context(), supervisor.ActionsDir(in.home), file, data, supervisor.ActionInstall{
 				Installer: in.Installer,
 				Consent:   func(f *cas.Fetched) error { return a.consent(f, yes) },
 			})
@@ -64,12 +59,11 @@ Connectors already installed are only checked against the pins.`,
 		Use:   "list",
 		Short: "List installed actions",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sup, err := a.supervisor(nil)
+			home, err := a.homeDir()
 			if err != nil {
 				return err
 			}
-			defer sup.Close()
-			for _, n := range sup.ActionNames() {
+			for _, n := range supervisor.ActionNames(supervisor.ActionsDir(home)) {
 				fmt.Fprintln(a.stdout, n)
 			}
 			return nil
@@ -86,13 +80,8 @@ Connectors already installed are only checked against the pins.`,
 				return err
 			}
 			defer in.close()
-			sup, err := a.supervisor(nil)
-			if err != nil {
-				return err
-			}
-			defer sup.Close()
-			in.Store = sup.Store()
-			plan, err := sup.PlanUpdate(cmd.Context(), args[0], in.Installer)
+			dir := supervisor.ActionsDir(in.home)
+			plan, err := supervisor.PlanUpdate(cmd.Context(), dir, args[0], in.Installer)
 			if err != nil {
 				return err
 			}
@@ -109,7 +98,7 @@ Connectors already installed are only checked against the pins.`,
 					return err
 				}
 			}
-			if err := sup.ApplyUpdate(plan, in.Installer); err != nil {
+			if err := supervisor.ApplyUpdate(dir, plan, in.Installer); err != nil {
 				return err
 			}
 			var moved []string
@@ -145,13 +134,25 @@ func (a *app) actionSource(cmd *cobra.Command, in *installSession, arg string) (
 		return fa.Bytes, fa.Source, nil
 	}
 	path := strings.TrimPrefix(arg, "file://")
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, "", err
-	}
-	if st.Size() > manifest.MaxFileBytes {
-		return nil, "", fmt.Errorf("%s: over %d bytes", path, manifest.MaxFileBytes)
-	}
-	b, err := os.ReadFile(path)
+	b, err := readAtMost(path, manifest.MaxFileBytes)
 	return b, path, err
+}
+
+// readAtMost reads the file at path, refusing one over max bytes. The bound
+// applies to what is read, not to what stat says: a FIFO, /dev/stdin or a
+// file still growing have no size up front.
+func readAtMost(path string, max int) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > max {
+		return nil, fmt.Errorf("%s: file is larger than %d bytes", path, max)
+	}
+	return b, nil
 }

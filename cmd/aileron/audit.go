@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"aileron.dev/aileron/broker/audit"
+	"aileron.dev/aileron/supervisor"
 )
 
 func (a *app) auditCmd() *cobra.Command {
@@ -110,7 +110,7 @@ func (a *app) openAuditLog(file string) (string, *os.File, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		path = filepath.Join(home, "audit.jsonl")
+		path = supervisor.AuditPath(home)
 	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {

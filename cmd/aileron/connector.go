@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,7 +13,6 @@ import (
 	"aead.dev/minisign"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/manifest"
@@ -23,6 +22,9 @@ import (
 // EnvSignPassword holds the password of an encrypted signing key for
 // `aileron connector pack --sign-key` in scripts.
 const EnvSignPassword = "AILERON_SIGN_PASSWORD"
+
+// maxPasswordBytes bounds a signing key's password typed at the terminal.
+const maxPasswordBytes = 4096
 
 func (a *app) connectorCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "connector", Short: "Install, inspect, check and publish connectors"}
@@ -77,6 +79,8 @@ use), and scripts must pass --trust-on-first-use.`,
 type installSession struct {
 	*cas.Installer
 	a *app
+	// home is the AILERON_HOME whose store the installer writes to.
+	home string
 }
 
 func (s *installSession) close() {
@@ -109,7 +113,7 @@ func (a *app) installer(tofu bool) (*installSession, error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
-	store, err := cas.Open(filepath.Join(home, "store"))
+	store, err := cas.Open(supervisor.StoreDir(home))
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +129,8 @@ func (a *app) installer(tofu bool) (*installSession, error) {
 			fmt.Fprintf(a.stderr, "aileron: WARNING: trusting it on first use (--trust-on-first-use): every package of %s must be signed by it from now on\n", authority)
 			return nil
 		}
-		f, ok := a.stdin.(*os.File)
-		if !ok || !isTerminal(f) {
+		f, ok := a.stdinTerminal()
+		if !ok {
 			return fmt.Errorf("%w: %s; compare the key with the one the publisher announces, then run `aileron trust add %s %s`, or pass --trust-on-first-use", cas.ErrUnknownAuthority, authority, authority, key.String())
 		}
 		if err := a.ask(f, "Trust this key for every package of "+authority+"? Compare it with the one the publisher announces."); err != nil {
@@ -134,7 +138,7 @@ func (a *app) installer(tofu bool) (*installSession, error) {
 		}
 		return nil
 	}
-	return &installSession{Installer: in, a: a}, nil
+	return &installSession{Installer: in, a: a, home: home}, nil
 }
 
 // resolve fetches and verifies what arg names: FQN@VERSION, file:///dir or
@@ -180,8 +184,8 @@ func (a *app) confirm(yes bool, question string) error {
 	if yes {
 		return nil
 	}
-	f, ok := a.stdin.(*os.File)
-	if !ok || !isTerminal(f) {
+	f, ok := a.stdinTerminal()
+	if !ok {
 		return usageError{errors.New("no terminal to ask for consent: review the summary above and pass --yes")}
 	}
 	if err := a.ask(f, question); err != nil {
@@ -268,15 +272,12 @@ from $` + EnvSignPassword + `. Attach the files to the release tagged vVERSION.`
 func (a *app) loadSignKey(path string) (minisign.PrivateKey, error) {
 	pw := os.Getenv(EnvSignPassword)
 	if pw == "" && cas.IsEncryptedKeyFile(path) {
-		f, ok := a.stdin.(*os.File)
-		if !ok || !isTerminal(f) {
+		if _, ok := a.stdinTerminal(); !ok {
 			return minisign.PrivateKey{}, usageError{fmt.Errorf("%s is encrypted: set %s or run at a terminal", path, EnvSignPassword)}
 		}
-		fmt.Fprintf(a.stderr, "password for %s: ", path)
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(a.stderr)
+		b, err := a.readHidden("password for "+path+": ", maxPasswordBytes)
 		if err != nil {
-			return minisign.PrivateKey{}, err
+			return minisign.PrivateKey{}, fmt.Errorf("read password: %w", err)
 		}
 		pw = string(b)
 	}
@@ -300,15 +301,12 @@ pin the public key with aileron trust add AUTHORITY KEY.`,
 			}
 			pw := os.Getenv(EnvSignPassword)
 			if pw == "" && !noPassword {
-				f, ok := a.stdin.(*os.File)
-				if !ok || !isTerminal(f) {
+				if _, ok := a.stdinTerminal(); !ok {
 					return usageError{fmt.Errorf("no terminal to read a password: set %s or pass --no-password", EnvSignPassword)}
 				}
-				fmt.Fprint(a.stderr, "password for the new key: ")
-				b, err := term.ReadPassword(int(f.Fd()))
-				fmt.Fprintln(a.stderr)
+				b, err := a.readHidden("password for the new key: ", maxPasswordBytes)
 				if err != nil {
-					return err
+					return fmt.Errorf("read password: %w", err)
 				}
 				if pw = string(b); pw == "" {
 					return usageError{errors.New("empty password: pass --no-password for an unencrypted key")}
@@ -340,7 +338,7 @@ func (a *app) openStore() (*cas.Store, string, error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, "", err
 	}
-	s, err := cas.Open(filepath.Join(home, "store"))
+	s, err := cas.Open(supervisor.StoreDir(home))
 	return s, home, err
 }
 
@@ -444,13 +442,7 @@ func (a *app) inspectTarget(arg string) (*manifest.Manifest, error) {
 		if len(versions) == 0 {
 			return nil, fmt.Errorf("%s: %w; install it with `aileron connector install %s@VERSION`", f, cas.ErrNotFound, f)
 		}
-		newest := versions[0]
-		for _, v := range versions[1:] {
-			if cas.CompareVersions(v, newest) > 0 {
-				newest = v
-			}
-		}
-		ref = f.String() + "@" + newest
+		ref = f.String() + "@" + slices.MaxFunc(versions, cas.CompareVersions)
 	} else if _, err := manifest.ParseRef(arg); err != nil {
 		return nil, usageError{err}
 	}
@@ -524,15 +516,14 @@ func (a *app) connectorRmCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			sup, err := a.supervisor(nil)
+			store, home, err := a.openStore()
 			if err != nil {
 				return err
 			}
-			defer sup.Close()
-			if users := sup.ActionsRequiring(ref.String()); len(users) > 0 && !force {
+			if users := supervisor.ActionsRequiring(supervisor.ActionsDir(home), ref.String()); len(users) > 0 && !force {
 				return fmt.Errorf("%s is required by the installed action(s) %s: remove them first or pass --force", ref, strings.Join(users, ", "))
 			}
-			if err := sup.Store().RemoveConnector(ref.String()); err != nil {
+			if err := store.RemoveConnector(ref.String()); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "removed %s; run `aileron store gc` to free its space\n", ref)

@@ -19,7 +19,7 @@ is missing: strict mode (--isolation=strict, the default for servers)
 would refuse to run connectors here.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sup, err := a.supervisor(nil)
+			sup, err := a.supervisor(nil, false)
 			if err != nil {
 				return err
 			}

@@ -83,3 +83,31 @@ func TestCLI_TrustAddListRemove(t *testing.T) {
 	require.Equal(t, exitOK, code, out)
 	require.Equal(t, "unpinned the key of gitlab://team/sub\n", out)
 }
+
+// TestCLI_InspectNewestInstalled: inspect FQN without a version shows the
+// newest installed version by semver, not by string order.
+func TestCLI_InspectNewestInstalled(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("AILERON_HOME", home)
+	cli := func(args ...string) string {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+		require.Equal(t, exitOK, code, stderr.String())
+		return stdout.String()
+	}
+	wasm := []byte("\x00asm\x01\x00\x00\x00")
+	sum := "sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476"
+	for _, v := range []string{"1.10.0", "1.9.0"} {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "connector.wasm"), wasm, 0o644))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "manifest.toml"), []byte(`[connector]
+name = "github://acme/empty"
+version = "`+v+`"
+provenance_hash = "`+sum+`"
+[provides]
+intents = ["noop"]
+`), 0o644))
+		cli("connector", "install", "--yes", dir)
+	}
+	require.Contains(t, cli("connector", "inspect", "--json", "github://acme/empty"), `"version": "1.10.0"`)
+}

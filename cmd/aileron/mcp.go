@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/spf13/cobra"
 
+	"aileron.dev/aileron/supervisor"
 	"aileron.dev/aileron/supervisor/mcpserver"
 )
 
@@ -47,7 +47,7 @@ the server runs reach clients as a tools/list_changed notification.`,
 				return err
 			}
 			a.via = "mcp"
-			sup, err := a.supervisor(strict)
+			sup, err := a.supervisor(strict, true)
 			if err != nil {
 				return err
 			}
@@ -58,7 +58,7 @@ the server runs reach clients as a tools/list_changed notification.`,
 			}
 			srv, err := mcpserver.New(mcpserver.Config{
 				Runner:     sup,
-				ActionsDir: filepath.Join(home, "actions"),
+				ActionsDir: supervisor.ActionsDir(home),
 				Logger:     hclog.New(&hclog.LoggerOptions{Name: "aileron", Level: level, Output: a.stderr}),
 			})
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"aileron.dev/aileron/supervisor"
 	"aileron.dev/aileron/supervisor/serve/client"
 )
 
@@ -23,7 +24,7 @@ const (
 // runRemote runs an installed action on an aileron serve daemon and prints
 // what a local run prints.
 func (a *app) runRemote(ctx context.Context, server, action string, given map[string]any) error {
-	if strings.ContainsRune(action, os.PathSeparator) || strings.HasSuffix(action, ".toml") {
+	if supervisor.IsActionPath(action) {
 		return usageError{fmt.Errorf("with --server, ACTION is the name of an action installed for your tenant on the server, not a file (%s)", action)}
 	}
 	cfg := client.Config{

@@ -110,8 +110,11 @@ func workerPath() (string, error) {
 	return p, nil
 }
 
-// supervisor builds a supervisor from the home directory's settings.
-func (a *app) supervisor(strict *bool) (*supervisor.Supervisor, error) {
+// supervisor builds a supervisor from the home directory's settings. Only
+// commands that run actions (run, mcp) ask for the warm pool of
+// config.toml: for any other command, pre-spawned sandboxed workers would
+// be pure cost.
+func (a *app) supervisor(strict *bool, pool bool) (*supervisor.Supervisor, error) {
 	home, err := a.homeDir()
 	if err != nil {
 		return nil, err
@@ -130,6 +133,9 @@ func (a *app) supervisor(strict *bool) (*supervisor.Supervisor, error) {
 	}
 	if strict != nil {
 		cfg.Isolation.Strict = *strict
+	}
+	if !pool {
+		cfg.PoolSize = 0
 	}
 	if len(cfg.Isolation.UnsafeDisable) > 0 {
 		fmt.Fprintf(a.stderr, "aileron: WARNING: config.toml disables isolation layers: %v\n", cfg.Isolation.UnsafeDisable)

@@ -49,7 +49,7 @@ AILERON_SERVER_CA.`,
 			if err != nil {
 				return err
 			}
-			sup, err := a.supervisor(strict)
+			sup, err := a.supervisor(strict, true)
 			if err != nil {
 				return err
 			}

@@ -1,23 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"aileron.dev/aileron/supervisor/serve"
 )
+
+// maxTokenBytes bounds a bearer token read by serve hash-token.
+const maxTokenBytes = 4096
 
 func (a *app) serveCmd() *cobra.Command {
 	var configPath string
@@ -107,19 +107,11 @@ configuration never holds a token itself. Use at least 32 random bytes, for
 example: head -c 32 /dev/urandom | base64`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var raw []byte
-			var err error
-			if f, ok := a.stdin.(*os.File); ok && isTerminal(f) {
-				fmt.Fprint(a.stderr, "token (input hidden): ")
-				raw, err = term.ReadPassword(int(f.Fd()))
-				fmt.Fprintln(a.stderr)
-			} else {
-				raw, err = io.ReadAll(io.LimitReader(a.stdin, 4096))
-			}
+			raw, err := a.readHidden("token (input hidden): ", maxTokenBytes)
 			if err != nil {
 				return fmt.Errorf("read token: %w", err)
 			}
-			tok := string(bytes.TrimRight(raw, "\r\n"))
+			tok := string(raw)
 			if len(tok) < 16 {
 				return usageError{errors.New("token shorter than 16 bytes: use at least 32 random bytes, e.g. head -c 32 /dev/urandom | base64")}
 			}

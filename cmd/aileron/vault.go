@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"aileron.dev/aileron/broker"
 	"aileron.dev/aileron/manifest"
@@ -109,22 +106,22 @@ The secret is read from the terminal without echo, or from stdin:
 	return cmd
 }
 
+// maxSecretBytes bounds a secret read by vault set.
+const maxSecretBytes = 64 << 10
+
 // readSecret reads the secret for kind from the terminal (no echo) or from
 // stdin. It never comes from argv, where other users could see it in ps.
 func (a *app) readSecret(kind, username string) (broker.SecretInput, error) {
-	var raw []byte
-	var err error
-	if f, ok := a.stdin.(*os.File); ok && isTerminal(f) {
-		fmt.Fprintf(a.stderr, "secret for %s (input hidden): ", kind)
-		raw, err = term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(a.stderr)
-	} else {
-		raw, err = io.ReadAll(io.LimitReader(a.stdin, 64<<10))
-	}
+	raw, err := a.readHidden("secret for "+kind+" (input hidden): ", maxSecretBytes)
 	if err != nil {
 		return broker.SecretInput{}, fmt.Errorf("read secret: %w", err)
 	}
-	raw = bytes.TrimRight(raw, "\r\n")
+	return parseSecret(kind, username, raw)
+}
+
+// parseSecret turns the secret raw, as typed or piped, into the secret
+// input of a credential of kind. Its errors never quote the secret.
+func parseSecret(kind, username string, raw []byte) (broker.SecretInput, error) {
 	if len(raw) == 0 {
 		return broker.SecretInput{}, usageError{errors.New("empty secret: write it to stdin or type it at the prompt")}
 	}
@@ -148,6 +145,12 @@ func (a *app) readSecret(kind, username string) (broker.SecretInput, error) {
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&t); err != nil {
+			// Security: a syntax error names the offending character,
+			// which is part of the secret; say only where it is.
+			var se *json.SyntaxError
+			if errors.As(err, &se) {
+				err = fmt.Errorf("invalid JSON at byte %d", se.Offset)
+			}
 			return broker.SecretInput{}, usageError{fmt.Errorf("oauth2 secret must be JSON with access_token, refresh_token, expiry, token_url, client_id, client_secret: %w", err)}
 		}
 		s := broker.SecretInput{AccessToken: t.AccessToken, RefreshToken: t.RefreshToken, TokenURL: t.TokenURL, ClientID: t.ClientID, ClientSecret: t.ClientSecret}
@@ -162,7 +165,7 @@ func (a *app) readSecret(kind, username string) (broker.SecretInput, error) {
 // broker starts a supervisor and its broker for a vault command; done stops
 // both.
 func (a *app) broker() (*broker.Client, func(), error) {
-	sup, err := a.supervisor(nil)
+	sup, err := a.supervisor(nil, false)
 	if err != nil {
 		return nil, nil, err
 	}

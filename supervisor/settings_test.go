@@ -1,0 +1,67 @@
+package supervisor
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestSettingsApply(t *testing.T) {
+	dir := t.TempDir()
+	ca1, ca2 := filepath.Join(dir, "ca1.pem"), filepath.Join(dir, "ca2.pem")
+	require.NoError(t, os.WriteFile(ca1, []byte("one\n"), 0o600))
+	require.NoError(t, os.WriteFile(ca2, []byte("two\n"), 0o600))
+	missing := filepath.Join(dir, "missing.pem")
+	hash := strings.Repeat("0f", 32)
+	tests := []struct {
+		name   string
+		s      Settings
+		err    string
+		worker string
+	}{
+		{"worker_hash", Settings{Isolation: IsolationSettings{WorkerSHA256: "sha256:" + hash}}, "", "sha256:" + hash},
+		{"worker_hash_no_prefix", Settings{Isolation: IsolationSettings{WorkerSHA256: hash}}, "", hash},
+		{"worker_hash_short", Settings{Isolation: IsolationSettings{WorkerSHA256: "sha256:abc"}},
+			`config.toml: isolation.worker_sha256 "sha256:abc": want sha256:<64 lowercase hex digits>`, ""},
+		{"worker_hash_not_hex", Settings{Isolation: IsolationSettings{WorkerSHA256: "sha256:" + strings.Repeat("zz", 32)}},
+			`config.toml: isolation.worker_sha256 "sha256:` + strings.Repeat("zz", 32) + `": want sha256:<64 lowercase hex digits>`, ""},
+		{"worker_hash_upper", Settings{Isolation: IsolationSettings{WorkerSHA256: strings.ToUpper(hash)}},
+			`config.toml: isolation.worker_sha256 "` + strings.ToUpper(hash) + `": want sha256:<64 lowercase hex digits>`, ""},
+		{"worker_hash_other_algorithm", Settings{Isolation: IsolationSettings{WorkerSHA256: "sha512:" + hash}},
+			`config.toml: isolation.worker_sha256 "sha512:` + hash + `": want sha256:<64 lowercase hex digits>`, ""},
+		{"ca_missing", Settings{Broker: BrokerSettings{ExtraRootCAs: []string{ca1, missing}}},
+			"config.toml: broker.extra_root_cas: open " + missing + ": no such file or directory", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cfg Config
+			err := tt.s.Apply(&cfg)
+			if tt.err != "" {
+				require.EqualError(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.worker, cfg.WorkerSHA256)
+		})
+	}
+
+	var cfg Config
+	require.NoError(t, Settings{Broker: BrokerSettings{ExtraRootCAs: []string{ca1, ca2}}}.Apply(&cfg))
+	require.Equal(t, "one\ntwo\n", string(cfg.Broker.ExtraRootCAs))
+}
+
+func TestSettingsSourceConfig_ExtraRootCAs(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(ca, []byte("pem\n"), 0o600))
+	noenv := func(string) string { return "" }
+	sc, err := Settings{Sources: SourceSettings{ExtraRootCAs: []string{ca, ca}}}.SourceConfig(noenv)
+	require.NoError(t, err)
+	require.Equal(t, "pem\npem\n", string(sc.ExtraRootCAs))
+	missing := filepath.Join(dir, "missing.pem")
+	_, err = Settings{Sources: SourceSettings{ExtraRootCAs: []string{missing}}}.SourceConfig(noenv)
+	require.EqualError(t, err, "config.toml: sources.extra_root_cas: open "+missing+": no such file or directory")
+}

@@ -1,0 +1,33 @@
+package supervisor
+
+import (
+	"context"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/require"
+)
+
+// startProc starts sh -c script the way the supervisor starts its children,
+// with go-plugin's part (Wait) played here.
+func startProc(t *testing.T, script string) *procRunner {
+	r, err := runnerFunc(procSpec{Path: "/bin/sh", Args: []string{"-c", script}})(hclog.NewNullLogger(), &exec.Cmd{}, "")
+	require.NoError(t, err)
+	p := r.(*procRunner)
+	require.NoError(t, p.Start(context.Background()))
+	go func() { _ = p.Wait(context.Background()) }()
+	return p
+}
+
+func TestProcRunner_ExitDetail(t *testing.T) {
+	require.Equal(t, " (exit status 3)", startProc(t, "exit 3").exitDetail())
+	require.Equal(t, " (it exited with status 0)", startProc(t, "exit 0").exitDetail())
+
+	p := startProc(t, "sleep 60")
+	require.False(t, p.waitExit(20*time.Millisecond))
+	require.NoError(t, p.Kill(context.Background()))
+	require.True(t, p.waitExit(5*time.Second))
+	require.Equal(t, " (signal: killed)", p.exitDetail())
+}
