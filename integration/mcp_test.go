@@ -263,17 +263,16 @@ func TestMCP_Stdio(t *testing.T) {
 	})
 
 	t.Run("cancelling a call kills its worker", func(t *testing.T) {
+		// The previous call's worker may still be tearing down: it must
+		// not be mistaken for this call's.
+		require.Eventually(t, func() bool { return !hasWorker() }, 10*time.Second, 20*time.Millisecond, "%v", children())
 		callCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
 			_, err := cs.CallTool(callCtx, &mcp.CallToolParams{Name: "sleep"})
 			done <- err
 		}()
-		deadline := time.Now().Add(30 * time.Second)
-		for !hasWorker() && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		require.True(t, hasWorker(), "worker never started")
+		waitWorker(t, done)
 		start := time.Now()
 		cancel()
 		require.ErrorIs(t, <-done, context.Canceled)

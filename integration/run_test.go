@@ -192,16 +192,12 @@ func TestRun_CtrlCKillsEverything(t *testing.T) {
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
-	// Wait until the worker is up, then interrupt the supervisor.
-	deadline := time.Now().Add(30 * time.Second)
-	for !hasWorker() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	require.True(t, hasWorker(), "worker never started")
-	time.Sleep(200 * time.Millisecond)
-	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	// Wait until the worker is up, then interrupt the supervisor.
+	waitWorker(t, done)
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	select {
 	case err := <-done:
 		ee, ok := err.(*exec.ExitError)
@@ -222,14 +218,29 @@ func TestRun_SupervisorKilledTakesWorkersWithIt(t *testing.T) {
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "aileron"), "run", e.action(m, "sleep", "sleep", "{}"))
 	cmd.Env = append(os.Environ(), "AILERON_HOME="+e.home)
 	require.NoError(t, cmd.Start())
-	deadline := time.Now().Add(30 * time.Second)
-	for !hasWorker() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	require.True(t, hasWorker(), "worker never started")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitWorker(t, done)
 	require.NoError(t, cmd.Process.Kill()) // SIGKILL: no cleanup code runs
-	_ = cmd.Wait()
+	<-done
 	assertNoChildren(t)
+}
+
+// waitWorker waits until a worker of ours runs. It fails at once if ended
+// (the run that should start it) reports first, with the run's error,
+// instead of waiting out the timeout.
+func waitWorker(t *testing.T, ended <-chan error) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for !hasWorker() {
+		select {
+		case err := <-ended:
+			t.Fatalf("the run ended before its worker started: %v", err)
+		case <-timeout:
+			t.Fatalf("worker never started: %v", children())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func hasWorker() bool {
