@@ -1126,6 +1126,12 @@ func TestServe_QuotasAndAdmission(t *testing.T) {
 	ce := errorOf(t, err)
 	require.Equal(t, "egress_quota_exceeded", ce.Code, "%+v", ce)
 	require.Equal(t, "egress quota of 3 requests per minute of tenant q is spent; retry later", ce.Message)
+	// A failed run's answer names it, as it is in the tenant's audit log.
+	require.Regexp(t, `^[0-9a-f-]{8,}$`, ce.RunID)
+	require.Eventually(t, func() bool {
+		b, _ := os.ReadFile(filepath.Join(s.data, "tenants", "q", "audit.jsonl"))
+		return bytes.Contains(b, []byte(`"run_id":"`+ce.RunID+`"`))
+	}, 10*time.Second, 20*time.Millisecond)
 	_, err = cr.Run(ctx, "flood", nil)
 	require.NoError(t, err)
 

@@ -43,6 +43,8 @@ type StepResult struct {
 
 // StepError is a run that failed in a step.
 type StepError struct {
+	// RunID identifies the run in the audit log.
+	RunID     string
 	Step      string
 	Connector string
 	Intent    string
@@ -213,7 +215,7 @@ func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, run
 	g := p.Grants[i]
 	fqn := st.Connector.String()
 	stepErr := func(code, msg string, log []byte) error {
-		return &StepError{Step: st.ID, Connector: fqn, Intent: st.Intent, Code: code, Message: msg, Log: string(log)}
+		return &StepError{RunID: runID, Step: st.ID, Connector: fqn, Intent: st.Intent, Code: code, Message: msg, Log: string(log)}
 	}
 	input, err := manifest.Render(st.With, p.Inputs, outputs)
 	if err != nil {

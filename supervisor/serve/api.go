@@ -342,7 +342,8 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &se):
 		s.met.runs.WithLabelValues(t.name, outcomeStepFailed).Inc()
-		writeError(w, http.StatusUnprocessableEntity, &client.Error{Code: se.Code, Message: se.Message, Step: se.Step, Connector: se.Connector, Intent: se.Intent, Log: se.Log})
+		note(w, "", se.RunID, "")
+		writeError(w, http.StatusUnprocessableEntity, &client.Error{RunID: se.RunID, Code: se.Code, Message: se.Message, Step: se.Step, Connector: se.Connector, Intent: se.Intent, Log: se.Log})
 	case errors.Is(err, supervisor.ErrCancelled) || ctx.Err() != nil:
 		s.met.runs.WithLabelValues(t.name, outcomeCancelled).Inc()
 		if s.runCtx.Err() != nil {
