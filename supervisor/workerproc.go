@@ -62,10 +62,8 @@ func (w *workerProc) kill() {
 			// go-plugin's own Kill would first ask the dead process to
 			// quit over RPC, and its multiplexer would log the write
 			// errors. Its goroutines end by themselves at EOF once the
-			// process is gone; wait for that and reap it.
-			for i := 0; i < 2000 && !w.client.Exited(); i++ {
-				time.Sleep(time.Millisecond)
-			}
+			// process is gone; wait until it is reaped.
+			w.proc.waitExit(2 * time.Second)
 		}
 		if w.cgroup != nil {
 			w.oom = w.cgroup.OOMKilled()
@@ -278,8 +276,8 @@ func (s *Supervisor) invoke(ctx context.Context, w *workerProc, deadline time.Du
 				// The worker is gone or going: give its first process a
 				// moment to end the way the worker did (its wait status
 				// names the signal), then make sure.
-				for i := 0; i < 100 && !w.client.Exited(); i++ {
-					time.Sleep(time.Millisecond)
+				if w.proc != nil {
+					w.proc.waitExit(100 * time.Millisecond)
 				}
 				w.kill()
 				if w.oomKilled() {
