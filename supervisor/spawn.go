@@ -91,7 +91,11 @@ type procRunner struct {
 var _ runner.Runner = (*procRunner)(nil)
 
 func (r *procRunner) Start(context.Context) error {
+	// go-plugin calls Wait only after a successful Start: on failure the
+	// runner ends its own process, so that nothing waits for an exit
+	// that is never reported.
 	if err := r.cmd.Start(); err != nil {
+		r.doneOnce.Do(func() { close(r.done) })
 		return fmt.Errorf("start %s: %w", r.cmd.Path, err)
 	}
 	r.mu.Lock()
@@ -104,6 +108,7 @@ func (r *procRunner) Start(context.Context) error {
 	if r.started != nil {
 		if err := r.started(r.pid); err != nil {
 			_ = r.Kill(context.Background())
+			_ = r.Wait(context.Background())
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"testing"
 	"time"
@@ -30,4 +31,26 @@ func TestProcRunner_ExitDetail(t *testing.T) {
 	require.NoError(t, p.Kill(context.Background()))
 	require.True(t, p.waitExit(5*time.Second))
 	require.Equal(t, " (signal: killed)", p.exitDetail())
+}
+
+// TestProcRunner_FailedStartReportsExit: go-plugin never calls Wait after a
+// failed Start, so the runner must end and reap its own process; waiting
+// for its exit must not time out.
+func TestProcRunner_FailedStartReportsExit(t *testing.T) {
+	t.Run("start_hook_fails", func(t *testing.T) {
+		r, err := runnerFunc(procSpec{Path: "/bin/sh", Args: []string{"-c", "sleep 60"},
+			Started: func(int) error { return errors.New("no cgroup") }})(hclog.NewNullLogger(), &exec.Cmd{}, "")
+		require.NoError(t, err)
+		p := r.(*procRunner)
+		require.EqualError(t, p.Start(context.Background()), "no cgroup")
+		require.True(t, p.waitExit(time.Second), "the killed process was not reaped")
+		require.Equal(t, " (signal: killed)", p.exitDetail())
+	})
+	t.Run("exec_fails", func(t *testing.T) {
+		r, err := runnerFunc(procSpec{Path: "/nonexistent/aileron-worker"})(hclog.NewNullLogger(), &exec.Cmd{}, "")
+		require.NoError(t, err)
+		p := r.(*procRunner)
+		require.Error(t, p.Start(context.Background()))
+		require.True(t, p.waitExit(50*time.Millisecond))
+	})
 }
