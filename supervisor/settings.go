@@ -172,21 +172,37 @@ func LoadSettings(home string) (Settings, error) {
 	if err != nil {
 		return s, err
 	}
-	dec := toml.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, col := de.Position()
-			return s, fmt.Errorf("%s:%d:%d: %s", path, row, col, de.Error())
-		}
-		var se *toml.StrictMissingError
-		if errors.As(err, &se) {
-			return s, fmt.Errorf("%s: %s", path, strings.TrimSpace(se.String()))
-		}
-		return s, fmt.Errorf("%s: %w", path, err)
+	if err := DecodeTOML(path, b, &s); err != nil {
+		return Settings{}, err
 	}
 	return s, nil
+}
+
+// DecodeTOML decodes b into v strictly: an unknown key is an error. Errors
+// name file, line and column ("file:3:1: unknown key tenants.uid", one
+// line per key).
+func DecodeTOML(file string, b []byte, v any) error {
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
+	}
+	var se *toml.StrictMissingError
+	if errors.As(err, &se) {
+		msgs := make([]string, len(se.Errors))
+		for i, e := range se.Errors {
+			row, col := e.Position()
+			msgs[i] = fmt.Sprintf("%s:%d:%d: unknown key %s", file, row, col, strings.Join(e.Key(), "."))
+		}
+		return errors.New(strings.Join(msgs, "\n"))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		return fmt.Errorf("%s:%d:%d: %s", file, row, col, strings.TrimPrefix(de.Error(), "toml: "))
+	}
+	return fmt.Errorf("%s: %w", file, err)
 }
 
 // Apply fills cfg from the settings; files named in them are read here.

@@ -65,3 +65,24 @@ func TestSettingsSourceConfig_ExtraRootCAs(t *testing.T) {
 	_, err = Settings{Sources: SourceSettings{ExtraRootCAs: []string{missing}}}.SourceConfig(noenv)
 	require.EqualError(t, err, "config.toml: sources.extra_root_cas: open "+missing+": no such file or directory")
 }
+
+func TestLoadSettings_Errors(t *testing.T) {
+	tests := []struct {
+		name, file, want string
+	}{
+		{"unknown_keys", "tenant = \"a\"\n[broker]\nhost = 1\n[limits]\nmem = 2\n",
+			"HOME/config.toml:3:1: unknown key broker.host\nHOME/config.toml:5:1: unknown key limits.mem"},
+		{"wrong_type", "[limits]\ndeadline = 5\n",
+			"HOME/config.toml:2:12: cannot decode TOML integer into struct field supervisor.LimitSettings.Deadline of type string"},
+		{"syntax", "[limits\n", "HOME/config.toml:1:8: expected ']' to close table name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			home := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(home, SettingsFile), []byte(tt.file), 0o600))
+			_, err := LoadSettings(home)
+			require.Error(t, err)
+			require.Equal(t, tt.want, strings.ReplaceAll(err.Error(), home, "HOME"))
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package serve
 
 import (
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,12 +9,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/pelletier/go-toml/v2"
-
 	"aileron.dev/aileron/cas"
+	"aileron.dev/aileron/supervisor"
 )
 
 // Config is the server's configuration file (`aileron serve --config
@@ -199,24 +196,8 @@ func LoadConfig(path string) (*Config, error) {
 // errors. It does not check values ([LoadConfig] does).
 func ParseConfig(file string, b []byte) (*Config, error) {
 	var c Config
-	dec := toml.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		var se *toml.StrictMissingError
-		if errors.As(err, &se) {
-			msgs := make([]string, len(se.Errors))
-			for i, e := range se.Errors {
-				row, col := e.Position()
-				msgs[i] = fmt.Sprintf("%s:%d:%d: unknown key %s", file, row, col, strings.Join(e.Key(), "."))
-			}
-			return nil, errors.New(strings.Join(msgs, "\n"))
-		}
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, col := de.Position()
-			return nil, fmt.Errorf("%s:%d:%d: %s", file, row, col, strings.TrimPrefix(de.Error(), "toml: "))
-		}
-		return nil, fmt.Errorf("%s: %w", file, err)
+	if err := supervisor.DecodeTOML(file, b, &c); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }
