@@ -41,11 +41,15 @@ func (e Entry) digests() []Digest {
 	return out
 }
 
+// IndexDir is the directory of the index entries: it changes whenever a
+// connector is installed or removed.
+func (s *Store) IndexDir() string { return filepath.Join(s.root, "index") }
+
 // indexPath names an entry's file by the hash of its ref, so no FQN (a
 // gitlab path, a file:// path) can steer the file name.
 func (s *Store) indexPath(ref string) string {
 	h := sha256.Sum256([]byte(ref))
-	return filepath.Join(s.root, "index", hex.EncodeToString(h[:])+".json")
+	return filepath.Join(s.IndexDir(), hex.EncodeToString(h[:])+".json")
 }
 
 // Entry returns the index entry for ref.
@@ -133,7 +137,7 @@ func (s *Store) Entries() ([]Entry, error) {
 
 // indexFiles returns the names of the index's entry files.
 func (s *Store) indexFiles() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(s.root, "index"))
+	ents, err := os.ReadDir(s.IndexDir())
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +154,7 @@ func (s *Store) indexFiles() ([]string, error) {
 // file not named for its ref is returned with an error wrapping
 // ErrCorrupt, so the caller can say which ref it holds.
 func (s *Store) readIndexFile(name string) (Entry, error) {
-	b, err := os.ReadFile(filepath.Join(s.root, "index", name))
+	b, err := os.ReadFile(filepath.Join(s.IndexDir(), name))
 	if err != nil {
 		return Entry{}, err
 	}

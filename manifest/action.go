@@ -144,7 +144,7 @@ func ParseAction(filename string, data []byte) (*Action, error) {
 
 // LoadAction reads and parses the action file at path.
 func LoadAction(path string) (*Action, error) {
-	data, err := readFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}

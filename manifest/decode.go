@@ -19,26 +19,30 @@ import (
 // kilobytes; the bound keeps hostile input cheap to reject.
 const MaxFileBytes = 1 << 20
 
-// readFile reads path with the size bound applied before the whole file is
-// in memory.
-func readFile(path string) ([]byte, error) {
+// ReadFile reads a manifest or action file, refusing one over MaxFileBytes
+// (an error wrapping ErrTooLarge). The bound applies to the bytes read, not
+// to what stat says: a FIFO, /dev/stdin or a file still growing have no
+// size up front.
+func ReadFile(path string) ([]byte, error) { return readAtMost(path, MaxFileBytes) }
+
+func readAtMost(path string, max int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	if len(data) > MaxFileBytes {
-		return nil, tooLarge(path)
+	if len(data) > max {
+		return nil, tooLarge(path, max)
 	}
 	return data, nil
 }
 
-func tooLarge(file string) error {
-	return ErrorList{{File: file, Msg: fmt.Sprintf("file is larger than %d bytes", MaxFileBytes), Err: ErrTooLarge}}.err()
+func tooLarge(file string, max int) error {
+	return ErrorList{{File: file, Msg: fmt.Sprintf("file is larger than %d bytes", max), Err: ErrTooLarge}}.err()
 }
 
 // parseTOML decodes data into a generic tree (enforcing TOML's own rules:
@@ -46,7 +50,7 @@ func tooLarge(file string) error {
 // key and value, so later checks can point at the exact spot.
 func parseTOML(file string, data []byte) (map[string]any, *posIndex, error) {
 	if len(data) > MaxFileBytes {
-		return nil, nil, tooLarge(file)
+		return nil, nil, tooLarge(file, MaxFileBytes)
 	}
 	// Security: go-toml's duplicate-key check is quadratic in the number of
 	// keys of a table (130k keys take ~17s). The position index is a

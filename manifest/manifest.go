@@ -152,7 +152,7 @@ func ParseManifest(filename string, data []byte) (*Manifest, error) {
 
 // LoadManifest reads and parses the manifest at path.
 func LoadManifest(path string) (*Manifest, error) {
-	data, err := readFile(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -134,25 +132,6 @@ func (a *app) actionSource(cmd *cobra.Command, in *installSession, arg string) (
 		return fa.Bytes, fa.Source, nil
 	}
 	path := strings.TrimPrefix(arg, "file://")
-	b, err := readAtMost(path, manifest.MaxFileBytes)
+	b, err := manifest.ReadFile(path)
 	return b, path, err
-}
-
-// readAtMost reads the file at path, refusing one over max bytes. The bound
-// applies to what is read, not to what stat says: a FIFO, /dev/stdin or a
-// file still growing have no size up front.
-func readAtMost(path string, max int) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if len(b) > max {
-		return nil, fmt.Errorf("%s: file is larger than %d bytes", path, max)
-	}
-	return b, nil
 }

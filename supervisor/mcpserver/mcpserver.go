@@ -21,7 +21,7 @@
 //
 // # Serving
 //
-//	srv, err := mcpserver.New(mcpserver.Config{Runner: sup, ActionsDir: filepath.Join(home, "actions")})
+//	srv, err := mcpserver.New(mcpserver.Config{Runner: sup, ActionsDir: supervisor.ActionsDir(home)})
 //	err = srv.Run(ctx, &mcp.StdioTransport{})    // one client on stdin/stdout
 //	err = srv.Serve(ctx, ln)                      // streamable HTTP on a loopback listener
 //

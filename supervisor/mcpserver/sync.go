@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,9 +17,6 @@ import (
 	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/manifest"
 )
-
-// maxActionBytes bounds an action file we read; real ones are a few KiB.
-const maxActionBytes = 1 << 20
 
 // tool is one action ready to register.
 type tool struct {
@@ -110,7 +106,7 @@ func (s *Server) addTool(t *tool) (err error) {
 // installed or removed changes tool descriptions.
 func (s *Server) indexDir() string {
 	if st := s.cfg.Runner.Store(); st != nil {
-		return filepath.Join(st.Root(), "index")
+		return st.IndexDir()
 	}
 	return ""
 }
@@ -204,17 +200,9 @@ func (s *Server) installed() func(a *manifest.Action) map[string]*manifest.Manif
 // readAction reads and parses one action file; sum is the hash of its
 // bytes.
 func readAction(path string) (*manifest.Action, string, error) {
-	f, err := os.Open(path)
+	b, err := manifest.ReadFile(path)
 	if err != nil {
 		return nil, "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxActionBytes+1))
-	if err != nil {
-		return nil, "", err
-	}
-	if len(b) > maxActionBytes {
-		return nil, "", fmt.Errorf("larger than %d bytes", maxActionBytes)
 	}
 	a, err := manifest.ParseAction(path, b)
 	if err != nil {
