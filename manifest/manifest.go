@@ -462,6 +462,10 @@ func identProblem(s string) string {
 }
 
 // nameProblem checks [a-z][a-z0-9<extra>]{0,63}.
+// IsActionName reports whether s is a valid action name (the grammar of
+// [action] name: a-z, 0-9 and '-', starting with a letter).
+func IsActionName(s string) bool { return nameProblem(s, "-") == "" }
+
 func nameProblem(s, extra string) string {
 	if s == "" {
 		return "must not be empty"

@@ -8,10 +8,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"regexp"
 	"strconv"
 	"time"
 
+	"aileron.dev/aileron/manifest"
 	"aileron.dev/aileron/supervisor"
 	"aileron.dev/aileron/supervisor/serve/client"
 )
@@ -33,10 +33,6 @@ const (
 	codeCancelled        = "cancelled"
 	codeRunFailed        = "run_failed"
 )
-
-// actionNameRE is an installed action's name (manifest's grammar). The API
-// takes names only: never a path.
-var actionNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
 
 // listenerKey is the context key of the listener's name.
 type listenerKey struct{}
@@ -209,7 +205,7 @@ func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
 	defer done()
 	out := client.ActionList{Actions: []client.ActionInfo{}}
 	for _, n := range g.sup.ActionNames() {
-		if !actionNameRE.MatchString(n) {
+		if !manifest.IsActionName(n) {
 			continue
 		}
 		a, err := g.sup.LoadAction(n)
@@ -248,7 +244,7 @@ func (s *Server) decodeRun(w http.ResponseWriter, r *http.Request) (*client.RunR
 		return nil, &client.Error{Code: codeBadRequest, Message: "invalid request body: " + err.Error()}, http.StatusBadRequest
 	case req.Action == "":
 		return nil, &client.Error{Code: codeBadRequest, Message: `invalid request body: "action" is required: the name of an installed action`}, http.StatusBadRequest
-	case !actionNameRE.MatchString(req.Action):
+	case !manifest.IsActionName(req.Action):
 		return nil, &client.Error{Code: codeBadRequest, Message: fmt.Sprintf("invalid request body: action %q is not an action name (a-z, 0-9 and '-', starting with a letter)", req.Action)}, http.StatusBadRequest
 	}
 	return &req, nil, 0

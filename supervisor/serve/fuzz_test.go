@@ -3,6 +3,7 @@ package serve
 import (
 	"bytes"
 	"net/http/httptest"
+	"regexp"
 	"testing"
 )
 
@@ -28,6 +29,8 @@ func FuzzDecodeRun(f *testing.F) {
 	f.Add([]byte(`{"action":"../x"}`))
 	f.Add([]byte(`{"action":"a"} {}`))
 	f.Add([]byte(`[]`))
+	// An independent statement of the action-name grammar, as the oracle.
+	actionNameRE := regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
 	s := &Server{}
 	s.set.Store(&settings{maxBody: 4096})
 	f.Fuzz(func(t *testing.T, b []byte) {
