@@ -18,6 +18,7 @@ import (
 	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/examples/kit"
 	"aileron.dev/aileron/manifest"
+	"aileron.dev/aileron/supervisor"
 )
 
 func TestRun_NotesExample(t *testing.T) {
@@ -347,4 +348,20 @@ func TestRun_RecordAccountsForEveryWorker(t *testing.T) {
 	for _, k := range []string{"worker_peak_rss_kib", "worker_cpu_ms"} {
 		require.Len(t, f[k], 2, "%s: one entry per worker", k)
 	}
+}
+
+// TestRun_LogFloodCapped: a connector that writes ~10 MB to stderr still
+// runs to completion; its captured log stops at the operator's limit and
+// says so.
+func TestRun_LogFloodCapped(t *testing.T) {
+	e := newEnv(t, "[limits]\nstderr_bytes = 4096\n")
+	m := e.install("hostile", notesKey)
+	out := e.ok("", "run", "--json", e.action(m, "flood", "flood_log", "{}"))
+	var res supervisor.RunResult
+	require.NoError(t, json.Unmarshal([]byte(out), &res), out)
+	require.JSONEq(t, `"done"`, string(res.Output))
+	log := res.Steps[0].Log
+	require.True(t, strings.HasPrefix(log, strings.Repeat("x", 1000)+"\n"), "%.100q", log)
+	require.True(t, strings.HasSuffix(log, "\n[aileron: log truncated at the stderr_bytes limit]\n"), "%q", log[max(0, len(log)-200):])
+	require.Len(t, log, 4096+len("\n[aileron: log truncated at the stderr_bytes limit]\n"))
 }

@@ -253,6 +253,9 @@ func (s *Supervisor) runStep(ctx context.Context, b *broker.Client, p *Plan, run
 		}
 		start := time.Now()
 		reply, fail := s.invoke(ctx, w, deadline, inv)
+		if reply.StderrTruncated {
+			reply.Stderr = append(reply.Stderr, "\n[aileron: log truncated at the stderr_bytes limit]\n"...)
+		}
 		var code, msg string
 		switch {
 		case fail != nil && fail.Code == abi.CodeCancelled:

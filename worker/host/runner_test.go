@@ -193,3 +193,37 @@ func TestNewRunner_ImportedMemoryIsNeverGranted(t *testing.T) {
 func TestWarm(t *testing.T) {
 	require.NoError(t, Warm(testEngine(), t.TempDir()))
 }
+
+// TestInvoke_StderrCapped: a connector that floods its log keeps running;
+// the captured log stops at the limit and says it was cut.
+func TestInvoke_StderrCapped(t *testing.T) {
+	const line = "0123456789012345678901234567890123456789\n" // 41 bytes
+	const result = `{"ok":true,"output":"done"}`
+	wat := fmt.Sprintf(`(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 1024) %q)
+  (data (i32.const 2048) %q)
+  (func $write (param $fd i32) (param $ptr i32) (param $len i32)
+    (i32.store (i32.const 0) (local.get $ptr))
+    (i32.store (i32.const 4) (local.get $len))
+    (drop (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "_start") (local $i i32)
+    (loop $l
+      (call $write (i32.const 2) (i32.const 1024) (i32.const %d))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))
+    (call $write (i32.const 1) (i32.const 2048) (i32.const %d))))`, line, result, len(line), len(result))
+	r := newRunner(t, wat, nil, worker.Limits{StderrBytes: 100}, &fakeServices{})
+	out, err := r.Invoke(context.Background(), invocation(t))
+	require.NoError(t, err)
+	require.True(t, out.Result.OK)
+	require.Equal(t, strings.Repeat(line, 3)[:100], string(out.Stderr))
+	require.True(t, out.StderrTruncated)
+
+	r = newRunner(t, wat, nil, worker.Limits{StderrBytes: 100 * int64(len(line))}, &fakeServices{})
+	out, err = r.Invoke(context.Background(), invocation(t))
+	require.NoError(t, err)
+	require.Equal(t, strings.Repeat(line, 100), string(out.Stderr))
+	require.False(t, out.StderrTruncated)
+}
