@@ -98,7 +98,8 @@ func (c *Client) Get(url string, headers map[string]string) (*Response, error) {
 	return c.Do(Request{Method: "GET", URL: url, Headers: headers})
 }
 
-// PostJSON sends body encoded as JSON with Content-Type application/json.
+// PostJSON sends body encoded as JSON with Content-Type application/json,
+// unless headers set a Content-Type of their own (in any letter case).
 func (c *Client) PostJSON(url string, headers map[string]string, body any) (*Response, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -107,16 +108,24 @@ func (c *Client) PostJSON(url string, headers map[string]string, body any) (*Res
 	return c.Do(Request{Method: "POST", URL: url, Headers: withHeader(headers, "Content-Type", "application/json"), Body: b})
 }
 
-// PostForm sends form as application/x-www-form-urlencoded.
+// PostForm sends form as application/x-www-form-urlencoded, unless headers
+// set a Content-Type of their own.
 func (c *Client) PostForm(url string, headers map[string]string, form url.Values) (*Response, error) {
 	return c.Do(Request{Method: "POST", URL: url, Headers: withHeader(headers, "Content-Type", "application/x-www-form-urlencoded"), Body: []byte(form.Encode())})
 }
 
+// withHeader returns a copy of h with k set to v, unless h already has k
+// (header names are case-insensitive).
 func withHeader(h map[string]string, k, v string) map[string]string {
 	out := make(map[string]string, len(h)+1)
 	for hk, hv := range h {
+		if strings.EqualFold(hk, k) {
+			k = "" // the caller's value wins
+		}
 		out[hk] = hv
 	}
-	out[k] = v
+	if k != "" {
+		out[k] = v
+	}
 	return out
 }

@@ -69,3 +69,17 @@ func TestServe_OversizedInvocation(t *testing.T) {
 	got := Serve(strings.NewReader(strings.Repeat(" ", abi.MaxInvocationBytes+1)))
 	require.Equal(t, "invalid_invocation", got.Error.Code)
 }
+
+func TestWithHeader(t *testing.T) {
+	ct := "Content-Type"
+	require.Equal(t, map[string]string{ct: "application/json"}, withHeader(nil, ct, "application/json"))
+	require.Equal(t, map[string]string{"A": "1", ct: "application/json"}, withHeader(map[string]string{"A": "1"}, ct, "application/json"))
+	// The caller's own Content-Type wins, whatever its letter case, and
+	// is not doubled.
+	require.Equal(t, map[string]string{ct: "application/json; charset=utf-8"},
+		withHeader(map[string]string{ct: "application/json; charset=utf-8"}, ct, "application/json"))
+	require.Equal(t, map[string]string{"content-type": "text/plain"}, withHeader(map[string]string{"content-type": "text/plain"}, ct, "application/json"))
+	in := map[string]string{"A": "1"}
+	withHeader(in, ct, "x")
+	require.Equal(t, map[string]string{"A": "1"}, in, "the caller's map is not modified")
+}
