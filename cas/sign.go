@@ -63,19 +63,12 @@ func Sign(k minisign.PrivateKey, message []byte, what string) []byte {
 // [SignatureFile] and the public key as [KeyFile] beside it. The manifest
 // is checked against the module first, as an installer would.
 func SignPackage(dir string, k minisign.PrivateKey) (*manifest.Manifest, error) {
-	mb, err := readLimited(filepath.Join(dir, ManifestFile), MaxManifestBytes)
+	pkg, err := ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	wasm, err := readLimited(filepath.Join(dir, WasmFile), MaxWasmBytes)
-	if err != nil {
-		return nil, err
-	}
-	m, err := CheckPackage(filepath.Join(dir, ManifestFile), mb, wasm)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, SignatureFile), Sign(k, mb, m.Ref().String()), 0o644); err != nil {
+	m := pkg.Manifest
+	if err := os.WriteFile(filepath.Join(dir, SignatureFile), Sign(k, pkg.ManifestBytes, m.Ref().String()), 0o644); err != nil {
 		return nil, err
 	}
 	pub, _ := PublicKeyOf(k).MarshalText()
