@@ -3,7 +3,11 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/rpc"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,4 +57,15 @@ func TestProcRunner_FailedStartReportsExit(t *testing.T) {
 		require.Error(t, p.Start(context.Background()))
 		require.True(t, p.waitExit(50*time.Millisecond))
 	})
+}
+
+// TestConnectionLost: however the broken connection to a dead worker is
+// reported, it counts as the worker dying; an error the worker answered
+// does not.
+func TestConnectionLost(t *testing.T) {
+	for _, err := range []error{io.EOF, io.ErrUnexpectedEOF, rpc.ErrShutdown, errors.New("session shutdown"), fmt.Errorf("read: %w", syscall.ECONNRESET)} {
+		require.True(t, connectionLost(err), "%v", err)
+	}
+	require.False(t, connectionLost(rpc.ServerError("load: bad artifact")))
+	require.False(t, connectionLost(nil))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/rpc"
 	"os"
 	"os/exec"
@@ -47,6 +46,15 @@ type workerProc struct {
 
 // kill ends the process at once and cleans up after it. It is safe to call
 // more than once and from any goroutine.
+// connectionLost reports whether an RPC to a worker failed because the
+// connection did (the worker died or is dying: EOF, rpc.ErrShutdown,
+// yamux's "session shutdown", whichever the race delivers first) rather
+// than with an error the worker answered.
+func connectionLost(err error) bool {
+	var answered rpc.ServerError
+	return err != nil && !errors.As(err, &answered)
+}
+
 func (w *workerProc) kill() {
 	w.killOnce.Do(func() {
 		w.usage = w.measure()
@@ -272,7 +280,7 @@ func (s *Supervisor) invoke(ctx context.Context, w *workerProc, deadline time.Du
 	select {
 	case r := <-done:
 		if r.err != nil {
-			if w.client.Exited() || errors.Is(r.err, rpc.ErrShutdown) || errors.Is(r.err, io.ErrUnexpectedEOF) || errors.Is(r.err, io.EOF) {
+			if connectionLost(r.err) {
 				// The worker is gone or going: give its first process a
 				// moment to end the way the worker did (its wait status
 				// names the signal), then make sure.
