@@ -2,10 +2,11 @@ package supervisor
 
 import (
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"aileron.dev/aileron/worker/sandbox"
 )
 
 // workerUsage is what one worker's processes used over their life.
@@ -22,6 +23,8 @@ type workerUsage struct {
 
 // measure reads the usage of w's processes while they still exist: the
 // processes in its cgroup, or its first process and that one's children.
+// With a cgroup v2 group the CPU time is read from the group once they are
+// gone (see kill).
 func (w *workerProc) measure() workerUsage {
 	var u workerUsage
 	var pids []int
@@ -34,9 +37,12 @@ func (w *workerProc) measure() workerUsage {
 			pids = append([]int{pid}, childrenOf(pid)...)
 		}
 	}
+	perThread := w.cgroup == nil || w.cgroup.Version() != 2
 	for _, pid := range pids {
 		u.peakRSSKiB = max(u.peakRSSKiB, vmHWM(pid))
-		u.cpu += cpuOf(pid)
+		if perThread {
+			u.cpu += cpuOf(pid)
+		}
 	}
 	return u
 }
@@ -59,10 +65,10 @@ func vmHWM(pid int) int64 {
 // cpuOf sums the on-CPU time of a process's threads (schedstat, in ns: finer
 // than the clock ticks of /proc/PID/stat).
 func cpuOf(pid int) time.Duration {
-	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/schedstat")
+	tids, _ := sandbox.Threads(pid)
 	var total time.Duration
-	for _, t := range tasks {
-		b, err := os.ReadFile(t)
+	for _, tid := range tids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/schedstat")
 		if err != nil {
 			continue
 		}

@@ -74,6 +74,11 @@ func (w *workerProc) kill() {
 			w.proc.waitExit(2 * time.Second)
 		}
 		if w.cgroup != nil {
+			// One read, and it counts threads and processes that ended
+			// before measure ran, which the per-thread sum misses.
+			if cpu, ok := w.cgroup.CPUTime(); ok {
+				w.usage.cpu = cpu
+			}
 			w.oom = w.cgroup.OOMKilled()
 			_ = w.cgroup.Remove()
 		}

@@ -492,6 +492,18 @@ func (c *Cgroup) PeakMemory() int64 {
 	return n
 }
 
+// CPUTime returns the CPU time used by every process that was ever in the
+// group, exited ones included (v2 cpu.stat usage_usec, kept by the kernel
+// without the cpu controller). ok is false on v1, where the group has no CPU
+// accounting of its own.
+func (c *Cgroup) CPUTime() (d time.Duration, ok bool) {
+	if c.v2 == "" {
+		return 0, false
+	}
+	us, ok := readCgroupCounter(filepath.Join(c.v2, "cpu.stat"), "usage_usec")
+	return time.Duration(us) * time.Microsecond, ok
+}
+
 // readCgroupCounter reads "key value" lines and returns key's value.
 func readCgroupCounter(path, key string) (int64, bool) {
 	b, err := os.ReadFile(path)

@@ -101,6 +101,13 @@ func TestNewCgroupV2Files(t *testing.T) {
 
 	write("aileron/w1/memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
 	require.True(t, cg.OOMKilled())
+
+	_, ok = cg.CPUTime()
+	require.False(t, ok, "no cpu.stat yet")
+	write("aileron/w1/cpu.stat", "usage_usec 12345\nuser_usec 10000\nsystem_usec 2345\n")
+	cpu, ok := cg.CPUTime()
+	require.True(t, ok)
+	require.Equal(t, 12345*time.Microsecond, cpu)
 }
 
 func init() {

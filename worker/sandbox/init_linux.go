@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -223,12 +222,12 @@ type threadStatus map[string]string
 // checkThreads calls check with the status of every thread and returns the
 // first error, naming the thread.
 func checkThreads(check func(threadStatus) error) error {
-	tasks, err := filepath.Glob("/proc/self/task/*/status")
-	if err != nil || len(tasks) == 0 {
+	tids, err := Threads(0)
+	if err != nil || len(tids) == 0 {
 		return fmt.Errorf("list threads: %v", err)
 	}
-	for _, path := range tasks {
-		b, err := os.ReadFile(path)
+	for _, tid := range tids {
+		b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/status")
 		if err != nil {
 			continue // the thread exited
 		}
@@ -239,7 +238,7 @@ func checkThreads(check func(threadStatus) error) error {
 			s[k] = strings.TrimSpace(v)
 		}
 		if err := check(s); err != nil {
-			return fmt.Errorf("thread %s: %w", filepath.Base(filepath.Dir(path)), err)
+			return fmt.Errorf("thread %d: %w", tid, err)
 		}
 	}
 	return nil

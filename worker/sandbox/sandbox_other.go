@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"runtime"
+	"time"
 )
 
 var errGOOS = fmt.Errorf("%w: GOOS=%s", ErrUnsupported, runtime.GOOS)
@@ -89,6 +90,9 @@ func unsupportedReport() Report {
 
 // PeakMemory reports nothing outside Linux.
 func (c *Cgroup) PeakMemory() int64 { return 0 }
+
+// CPUTime reports nothing outside Linux.
+func (c *Cgroup) CPUTime() (time.Duration, bool) { return 0, false }
 
 // RemoveStale does nothing outside Linux.
 func RemoveStale(string, func(string) bool) error { return nil }
