@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,44 @@ func BenchmarkRunWarmPool(b *testing.B) {
 	}
 	slices.Sort(d)
 	reportLatency(b, d)
+}
+
+// BenchmarkThroughput runs cold invocations from 2 and 8 concurrent
+// callers and reports invocations per second and the machine CPU time each
+// cost: with C cores, C÷(CPU per run) bounds the rate whatever the
+// concurrency.
+func BenchmarkThroughput(b *testing.B) {
+	s := newBenchSetup(b, supervisor.Isolation{}, 0)
+	for _, callers := range []int{2, 8} {
+		b.Run("callers="+itoa(callers), func(b *testing.B) {
+			before := cpuTime(b)
+			b.ResetTimer()
+			rate := throughput(b, s, callers, b.N)
+			b.StopTimer()
+			b.ReportMetric(rate, "runs/s")
+			b.ReportMetric(ms(cpuTime(b)-before)/float64(b.N), "cpu-ms/run")
+		})
+	}
+}
+
+// cpuTime is the machine's busy CPU time so far (/proc/stat, all CPUs):
+// the supervisor, its workers, the broker and the kernel's work for them,
+// and whatever else runs, which makes a run's figure an upper bound.
+func cpuTime(tb testing.TB) time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	require.NoError(tb, err)
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	require.Greater(tb, len(f), 8, "/proc/stat: %q", line)
+	var busy int64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		require.NoError(tb, err)
+		if i != 3 && i != 4 && i < 8 { // not idle, not iowait; no guest time (counted in user)
+			busy += n
+		}
+	}
+	return time.Duration(busy) * time.Second / 100 // USER_HZ
 }
 
 // throughput runs n invocations from callers goroutines and returns
