@@ -12,8 +12,11 @@ all: build
 
 # The worker is built first: aileron embeds its sha256 and refuses to start
 # any other worker binary (isolation.worker_sha256 in config.toml pins another).
+# It is linked statically (examples/kit.WorkerBuildFlags says why; a test
+# keeps the two equal).
+WORKER_FLAGS := -tags netgo,osusergo -ldflags "-linkmode external -extldflags '-static -Wl,--no-warnings'"
 build:
-	$(GO) build -trimpath -o $(BIN)/aileron-worker ./cmd/aileron-worker
+	$(GO) build -trimpath $(WORKER_FLAGS) -o $(BIN)/aileron-worker ./cmd/aileron-worker
 	$(GO) build -trimpath -ldflags "-X aileron.dev/aileron/supervisor.workerSHA256=$$(sha256sum $(BIN)/aileron-worker | cut -d' ' -f1)" -o $(BIN)/aileron ./cmd/aileron
 
 demo: build

@@ -27,9 +27,9 @@ import (
 // escapeBuild is the worker built with the test-only escape probes, once
 // per test binary (a cgo link takes seconds).
 var escapeBuild struct {
-	once      sync.Once
-	path, out string
-	err       error
+	once sync.Once
+	path string
+	err  error
 }
 
 // escapeWorker returns the worker with the test-only escape probes compiled
@@ -43,12 +43,9 @@ func escapeWorker(t *testing.T) string {
 			return
 		}
 		escapeBuild.path = filepath.Join(dir, "aileron-worker")
-		cmd := exec.Command("go", "build", "-tags", "aileron_escapetest", "-o", escapeBuild.path, "./cmd/aileron-worker")
-		cmd.Dir = kit.RepoRoot()
-		b, err := cmd.CombinedOutput()
-		escapeBuild.out, escapeBuild.err = string(b), err
+		escapeBuild.err = kit.BuildWorker(context.Background(), escapeBuild.path, "aileron_escapetest")
 	})
-	require.NoError(t, escapeBuild.err, escapeBuild.out)
+	require.NoError(t, escapeBuild.err)
 	return escapeBuild.path
 }
 
