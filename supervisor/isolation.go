@@ -186,14 +186,9 @@ func removeStaleCgroups() {
 // staleWorkerCgroup reports whether a group named "<pid>-w<n>" belongs to a
 // supervisor that no longer runs. Names of any other shape are left alone.
 func staleWorkerCgroup(name string) bool {
-	pidText, n, ok := strings.Cut(name, "-w")
-	pid, err := strconv.Atoi(pidText)
-	if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+	pid, n, ok := strings.Cut(name, "-w")
+	if _, err := strconv.Atoi(n); !ok || err != nil {
 		return false
 	}
-	if _, err := strconv.Atoi(n); err != nil {
-		return false
-	}
-	_, err = os.Stat("/proc/" + pidText)
-	return err != nil
+	return deadPID(pid)
 }

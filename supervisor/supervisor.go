@@ -179,14 +179,9 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 
-	scratch, err := os.MkdirTemp("", "aileron-")
+	scratch, err := newScratchRoot()
 	if err != nil {
-		return nil, fmt.Errorf("scratch dir: %w", err)
-	}
-	// Workers run as another uid: they may traverse (not list) the
-	// scratch root to reach their own 0700 directory inside it.
-	if err := os.Chmod(scratch, 0o711); err != nil {
-		return nil, fmt.Errorf("scratch dir: %w", err)
+		return nil, err
 	}
 	s := &Supervisor{cfg: cfg, log: cfg.Logger.Named("supervisor"), store: store, scratch: scratch}
 	if cfg.WorkerSource == nil && !cfg.Isolation.disabled("cgroup") {
