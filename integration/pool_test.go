@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/manifest"
 	"aileron.dev/aileron/supervisor"
+	"aileron.dev/aileron/worker"
 )
 
 // TestPool_Hammer runs many concurrent runs through a supervisor with a warm
@@ -49,6 +51,28 @@ func TestPool_Hammer(t *testing.T) {
 	require.Len(t, seen, 32)
 	require.NoError(t, s.sup.Close())
 	assertNoChildren(t)
+}
+
+// TestPool_WarmModuleCompiledOnce: the first pooled worker compiles the
+// warm-up module and the supervisor caches it; the workers after it map
+// that artifact instead of compiling it again (a compile would replace the
+// cached file).
+func TestPool_WarmModuleCompiledOnce(t *testing.T) {
+	s := newBenchSetup(t, supIsolationDefault(), 1)
+	s.sup.WaitPoolReady(context.Background())
+	arts, err := filepath.Glob(filepath.Join(s.home, "store", "compiled", cas.Sum([]byte(worker.WarmModule)).Hex()+"-*.cwasm"))
+	require.NoError(t, err)
+	require.Len(t, arts, 1, "the warm module's artifact is cached")
+	before, err := os.Stat(arts[0])
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		_, err := s.sup.RunPlan(context.Background(), s.plan)
+		require.NoError(t, err)
+		s.sup.WaitPoolReady(context.Background())
+	}
+	after, err := os.Stat(arts[0])
+	require.NoError(t, err)
+	require.True(t, os.SameFile(before, after), "a later pooled worker compiled the warm module again")
 }
 
 // TestCompile_ConcurrentFirstRunsCompileOnce: runs that all find the module

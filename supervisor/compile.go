@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/worker"
@@ -63,4 +64,36 @@ func (s *Supervisor) compile(w *workerProc, inst *cas.Installed, id string) (str
 		return "", fmt.Errorf("worker compiled for %q but reported %q", reply.ConfigID, id)
 	}
 	return s.store.PutCompiled(inst.Entry.Wasm, id, reply.Artifact)
+}
+
+// warmModule is the cache key of worker.WarmModule.
+var warmModule = cas.Sum([]byte(worker.WarmModule))
+
+// warmArtifact returns the name in the compiled-module cache of the
+// verified compiled warm module for the configuration pooled workers last
+// reported, or "" when there is none yet (the worker then compiles it).
+func (s *Supervisor) warmArtifact() string {
+	id := s.warmConfigID.Load()
+	if id == nil {
+		return ""
+	}
+	path, err := s.store.Compiled(warmModule, *id)
+	if err != nil {
+		return ""
+	}
+	return filepath.Base(path)
+}
+
+// keepWarmArtifact caches the warm module a pooled worker compiled, for
+// the next ones. The worker ran nothing untrusted yet: it is bound to no
+// connector. A failure costs only the next workers' compile.
+func (s *Supervisor) keepWarmArtifact(reply worker.SandboxReply) {
+	if len(reply.WarmArtifact) == 0 || reply.ConfigID == "" {
+		return
+	}
+	if _, err := s.store.PutCompiled(warmModule, reply.ConfigID, reply.WarmArtifact); err != nil {
+		s.log.Warn("warm pool: cannot cache the compiled warm module", "error", err)
+		return
+	}
+	s.warmConfigID.Store(&reply.ConfigID)
 }

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -98,6 +99,10 @@ type Supervisor struct {
 	pool *pool
 	// compiles coalesces concurrent compiles of one module.
 	compiles singleflight.Group
+	// warmConfigID is the engine configuration the pool's workers last
+	// reported: the key, with worker.WarmModule's hash, of the cached
+	// compiled warm module they load instead of compiling it.
+	warmConfigID atomic.Pointer[string]
 	// teardown tracks runs' workers being killed after their result was
 	// returned; Close waits for it.
 	teardown sync.WaitGroup

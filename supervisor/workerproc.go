@@ -236,7 +236,9 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 		return nil, ctxErr(ctx)
 	}
 	args := s.sandboxArgs()
-	args.Warm = warm
+	if warm {
+		args.Warm, args.WarmArtifact = true, s.warmArtifact()
+	}
 	reply, err := w.rpc.Sandbox(args)
 	if err != nil {
 		w.kill()
@@ -246,6 +248,9 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 		return nil, fmt.Errorf("sandbox worker for %s: %w", label, err)
 	}
 	w.configID = reply.ConfigID
+	if warm {
+		s.keepWarmArtifact(reply)
+	}
 	if ws.cfg.Namespaces {
 		// Security: record the namespaces the worker is in, read from
 		// /proc, not those it was asked to make: with UnshareInChild its

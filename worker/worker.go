@@ -69,6 +69,29 @@ const SyncFD = 5
 // result cut short.
 const MaxScratchFileBytes = max(abi.MaxInvocationBytes, abi.MaxResultBytes) + 64<<10
 
+// WarmModule is the tiny WASI command a pooled worker runs once, before it
+// is bound, so that its first real invocation does not pay for wasmtime's
+// cold code paths: it reads its stdin and writes a result, through the same
+// imports a connector uses, and reaches nothing. worker/host keeps its
+// text. The supervisor caches its compiled form like a connector's, under
+// its hash, so that pooled workers load it instead of compiling it.
+const WarmModule = "" +
+	"\x00\x61\x73\x6d\x01\x00\x00\x00\x01\x0c\x02\x60\x04\x7f\x7f\x7f" +
+	"\x7f\x01\x7f\x60\x00\x00\x02\x44\x02\x16\x77\x61\x73\x69\x5f\x73" +
+	"\x6e\x61\x70\x73\x68\x6f\x74\x5f\x70\x72\x65\x76\x69\x65\x77\x31" +
+	"\x07\x66\x64\x5f\x72\x65\x61\x64\x00\x00\x16\x77\x61\x73\x69\x5f" +
+	"\x73\x6e\x61\x70\x73\x68\x6f\x74\x5f\x70\x72\x65\x76\x69\x65\x77" +
+	"\x31\x08\x66\x64\x5f\x77\x72\x69\x74\x65\x00\x00\x03\x02\x01\x01" +
+	"\x05\x03\x01\x00\x01\x07\x13\x02\x06\x6d\x65\x6d\x6f\x72\x79\x02" +
+	"\x00\x06\x5f\x73\x74\x61\x72\x74\x00\x02\x0a\x39\x01\x37\x00\x41" +
+	"\x00\x41\x80\x10\x36\x02\x00\x41\x04\x41\x80\x02\x36\x02\x00\x41" +
+	"\x00\x41\x00\x41\x01\x41\x08\x10\x00\x1a\x41\x00\x41\x80\x08\x36" +
+	"\x02\x00\x41\x04\x41\x17\x36\x02\x00\x41\x01\x41\x00\x41\x01\x41" +
+	"\x08\x10\x01\x1a\x0b\x0b\x1e\x01\x00\x41\x80\x08\x0b\x17\x7b\x22" +
+	"\x6f\x6b\x22\x3a\x74\x72\x75\x65\x2c\x22\x6f\x75\x74\x70\x75\x74" +
+	"\x22\x3a\x7b\x7d\x7d\x00\x15\x04\x6e\x61\x6d\x65\x01\x0e\x02\x00" +
+	"\x04\x72\x65\x61\x64\x01\x05\x77\x72\x69\x74\x65"
+
 // SandboxArgs says how the worker must lock itself down. The zero value
 // applies every layer.
 type SandboxArgs struct {
@@ -80,9 +103,13 @@ type SandboxArgs struct {
 	DisableLandlock bool
 	DisableSeccomp  bool
 	// Warm asks the worker, once locked down, to create its engine and
-	// run a tiny built-in module, so a pooled worker's first real
-	// invocation does not pay for wasmtime's cold code paths.
+	// run WarmModule.
 	Warm bool
+	// WarmArtifact names, in the compiled-module cache (CacheFD), the
+	// verified compiled form of WarmModule for this worker's engine
+	// configuration; empty if the supervisor has none yet, and then the
+	// worker compiles WarmModule itself.
+	WarmArtifact string
 }
 
 // SandboxReply reports what was applied.
@@ -95,6 +122,9 @@ type SandboxReply struct {
 	// Missing names each in-process layer that is not in force, with the
 	// reason ("seccomp: off by configuration").
 	Missing []string
+	// WarmArtifact is WarmModule compiled for ConfigID, when the worker
+	// had to compile it, for the supervisor to cache.
+	WarmArtifact []byte
 }
 
 // CompileArgs asks the worker to compile a module.

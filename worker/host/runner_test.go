@@ -190,8 +190,32 @@ func TestNewRunner_ImportedMemoryIsNeverGranted(t *testing.T) {
 	require.Equal(t, abi.CodeUndeclaredImport, f.Code)
 }
 
+func TestWarmModuleIsItsText(t *testing.T) {
+	wasm, err := wasmtime.Wat2Wasm(warmWAT)
+	require.NoError(t, err)
+	require.Equal(t, []byte(worker.WarmModule), wasm)
+}
+
+// TestWarm: without an artifact the worker compiles the warm module and
+// returns it; with it, it maps it and compiles nothing; with one it cannot
+// load, it compiles again rather than fail the worker.
 func TestWarm(t *testing.T) {
-	require.NoError(t, Warm(testEngine(), t.TempDir()))
+	engine := testEngine()
+	compiled, err := Warm(engine, t.TempDir(), "")
+	require.NoError(t, err)
+	require.NotEmpty(t, compiled)
+
+	art := filepath.Join(t.TempDir(), "warm.cwasm")
+	require.NoError(t, os.WriteFile(art, compiled, 0o444))
+	again, err := Warm(engine, t.TempDir(), art)
+	require.NoError(t, err)
+	require.Nil(t, again, "a loaded artifact is not compiled again")
+
+	bad := filepath.Join(t.TempDir(), "bad.cwasm")
+	require.NoError(t, os.WriteFile(bad, []byte("not machine code"), 0o444))
+	fresh, err := Warm(engine, t.TempDir(), bad)
+	require.NoError(t, err)
+	require.NotEmpty(t, fresh)
 }
 
 // TestInvoke_StderrCapped: a connector that floods its log keeps running;

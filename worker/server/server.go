@@ -118,11 +118,27 @@ func (s *Server) Sandbox(a worker.SandboxArgs) (worker.SandboxReply, error) {
 	}
 	s.sandboxed = true
 	if a.Warm {
-		if err := host.Warm(s.engineLocked(), s.scratch); err != nil {
+		var path string
+		if a.WarmArtifact != "" {
+			if path, err = artifactPath(a.WarmArtifact); err != nil {
+				return reply, err
+			}
+		}
+		if reply.WarmArtifact, err = host.Warm(s.engineLocked(), s.scratch, path); err != nil {
 			s.log.Warn("warm-up failed", "error", err)
 		}
 	}
 	return reply, nil
+}
+
+// artifactPath returns where the worker opens the compiled artifact name
+// in the cache: under the directory the supervisor handed it, never
+// anywhere else.
+func artifactPath(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, "/\x00") || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("bad artifact name %q", name)
+	}
+	return worker.CacheDir + "/" + name, nil
 }
 
 // Compile implements worker.Worker. Compiling is processing untrusted input,
@@ -160,10 +176,11 @@ func (s *Server) Load(a worker.LoadArgs) (worker.LoadReply, error) {
 	if a.ConfigID != host.ConfigID() {
 		return worker.LoadReply{}, fmt.Errorf("compiled module was built for %q, this worker runs %q", a.ConfigID, host.ConfigID())
 	}
-	if a.ArtifactName == "" || strings.ContainsAny(a.ArtifactName, "/\x00") || strings.HasPrefix(a.ArtifactName, ".") {
-		return worker.LoadReply{}, fmt.Errorf("bad artifact name %q", a.ArtifactName)
+	path, err := artifactPath(a.ArtifactName)
+	if err != nil {
+		return worker.LoadReply{}, err
 	}
-	m, err := host.Load(s.engineLocked(), worker.CacheDir+"/"+a.ArtifactName)
+	m, err := host.Load(s.engineLocked(), path)
 	if err != nil {
 		return worker.LoadReply{}, err
 	}
