@@ -43,6 +43,8 @@ func runBPF(t *testing.T, prog []unix.SockFilter, arch, nr uint32, args [6]uint6
 			} else {
 				pc += int(in.Jf)
 			}
+		case unix.BPF_JMP | unix.BPF_JA:
+			pc += int(in.K)
 		case unix.BPF_RET | unix.BPF_K:
 			return in.K
 		default:
@@ -232,4 +234,78 @@ func TestSeccompPolicyNamesMatchNumbers(t *testing.T) {
 		}
 	}
 	require.Greater(t, checked, 100)
+}
+
+// TestBuildFilter_MatchesRules runs the filter for every syscall number up
+// to well past the table, with arguments that satisfy and that miss each
+// conditional rule's alternatives, and compares its action with what the
+// rule table says, read directly. The filter's search tree must decide
+// exactly as the table does.
+func TestBuildFilter_MatchesRules(t *testing.T) {
+	rules := seccompPolicy(testSelf)
+	byNR := map[uint32]syscallRule{}
+	var argSets [][6]uint64
+	argSets = append(argSets, [6]uint64{}, [6]uint64{^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)})
+	for _, r := range rules {
+		byNR[r.nr] = r
+		for _, alt := range r.alts {
+			var a [6]uint64
+			for _, c := range alt {
+				shift := uint(0)
+				if c.high {
+					shift = 32
+				}
+				a[c.arg] |= uint64(c.value) << shift
+			}
+			argSets = append(argSets, a)
+			for i := range a {
+				miss := a
+				miss[i] ^= 1 << 3
+				argSets = append(argSets, miss)
+			}
+		}
+	}
+	want := func(mode SeccompMode, nr uint32, args [6]uint64) uint32 {
+		r, ok := byNR[nr]
+		switch {
+		case !ok && mode == SeccompAllowlist:
+			return retKill
+		case !ok, r.kind == ruleAllow:
+			return retAllow
+		case r.kind == ruleDeny:
+			return retErrno(r.errno)
+		}
+		for _, alt := range r.alts {
+			match := true
+			for _, c := range alt {
+				word := uint32(args[c.arg])
+				if c.high {
+					word = uint32(args[c.arg] >> 32)
+				}
+				match = match && word&c.mask == c.value
+			}
+			if match {
+				return retAllow
+			}
+		}
+		return retErrno(r.errno)
+	}
+	for _, mode := range []SeccompMode{SeccompAllowlist, SeccompDenylist} {
+		prog, err := buildFilter(seccompArch, rules, mode)
+		require.NoError(t, err)
+		checked := 0
+		for nr := uint32(0); nr < 1200; nr++ {
+			for _, args := range argSets {
+				if _, listed := byNR[nr]; !listed && args != argSets[0] {
+					continue // arguments matter only to listed syscalls
+				}
+				got := runBPF(t, prog, seccompArch, nr, args)
+				if exp := want(mode, nr, args); got != exp {
+					t.Fatalf("mode %v, syscall %d, args %x: filter says %s, table says %s", mode, nr, args, actionName(got), actionName(exp))
+				}
+				checked++
+			}
+		}
+		require.Greater(t, checked, 1200)
+	}
 }
