@@ -61,7 +61,7 @@ func Serve() int {
 		return 2
 	}
 	s := newServer(log, os.NewFile(PassFD, "broker-pass"))
-	plugin.Serve(&plugin.ServeConfig{HandshakeConfig: Handshake, Plugins: PluginMap(s)})
+	plugin.Serve(&plugin.ServeConfig{HandshakeConfig: Handshake, Plugins: PluginMap(s), Logger: log})
 	return 0
 }
 

@@ -21,6 +21,7 @@ import (
 	"net/rpc"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
 	"aileron.dev/aileron/sdk/abi"
@@ -271,10 +272,13 @@ func PluginMap(impl Worker) map[string]plugin.Plugin {
 }
 
 // Serve runs impl as a go-plugin worker until the supervisor kills it.
-func Serve(impl Worker) {
+func Serve(impl Worker, log hclog.Logger) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         PluginMap(impl),
+		// Without one go-plugin logs at trace level: a debug line per
+		// worker that the supervisor parses only to drop.
+		Logger: log,
 	})
 }
 

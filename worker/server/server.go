@@ -88,7 +88,7 @@ func Main() int {
 		return 1
 	}
 	s.initErr = initErr
-	worker.Serve(s)
+	worker.Serve(s, log)
 	return 0
 }
 
