@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"slices"
@@ -191,4 +192,20 @@ func staleWorkerCgroup(name string) bool {
 		return false
 	}
 	return deadPID(pid)
+}
+
+// deadPID reports whether text is another process's pid that this
+// process's /proc says runs no longer. A pid reused since, a /proc that
+// cannot be read or another PID namespace's process all count as alive:
+// what the pid named is left alone.
+func deadPID(text string) bool {
+	pid, err := strconv.Atoi(text)
+	if err != nil || pid <= 0 || pid == os.Getpid() || strconv.Itoa(pid) != text {
+		return false
+	}
+	if _, err := os.Stat("/proc/self"); err != nil {
+		return false
+	}
+	_, err = os.Stat("/proc/" + text)
+	return errors.Is(err, fs.ErrNotExist)
 }

@@ -90,7 +90,7 @@ type Supervisor struct {
 	cfg     Config
 	log     hclog.Logger
 	store   *cas.Store
-	scratch string
+	scratch *scratchRoot
 
 	workerOnce sync.Once
 	worker     *workerBinary
@@ -218,7 +218,7 @@ func (s *Supervisor) Close() error {
 		bc.stop()
 	}
 	s.worker.close()
-	return os.RemoveAll(s.scratch)
+	return s.scratch.Close()
 }
 
 // workerBin opens and verifies the worker binary, once: commands that start
@@ -270,7 +270,7 @@ func (s *Supervisor) Broker() (*broker.Client, error) {
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
 		SkipHostEnv:      true,
-		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: s.scratch},
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: s.scratch.path},
 		StartTimeout:     10 * time.Second,
 		Logger:           quietKills(s.cfg.Logger.Named("broker")),
 	})

@@ -160,7 +160,7 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 			brokerEnd.Close()
 		}
 	}()
-	scratch, err := os.MkdirTemp(s.scratch, "w-")
+	scratch, err := s.scratch.workerDir()
 	if err != nil {
 		return nil, err
 	}

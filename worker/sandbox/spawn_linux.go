@@ -145,11 +145,18 @@ func PrepareSocketDir(dir string, c SpawnConfig) error {
 	if os.Geteuid() != 0 {
 		return nil // the worker runs as us; go-plugin made the dir ours
 	}
-	if err := os.Lchown(dir, int(uid), int(gid)); err != nil {
-		return fmt.Errorf("socket dir: %w", err)
+	// Through a descriptor that did not follow a symlink: whatever
+	// replaced dir since it was made, no other file changes owner or mode.
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket dir: %w", &os.PathError{Op: "open", Path: dir, Err: err})
 	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return fmt.Errorf("socket dir: %w", err)
+	defer unix.Close(fd)
+	if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
+		return fmt.Errorf("socket dir %s: fchown: %w", dir, err)
+	}
+	if err := unix.Fchmod(fd, 0o700); err != nil {
+		return fmt.Errorf("socket dir %s: fchmod: %w", dir, err)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
