@@ -1,7 +1,9 @@
 package cas
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -112,13 +114,20 @@ func (s *Store) GC() (GCReport, error) {
 		}
 	}
 	var rep GCReport
+	// A compiled artifact found corrupt by a run is removed by that run,
+	// without the lock: gone already is done.
 	remove := func(rel string) error {
 		p := filepath.Join(s.root, rel)
 		st, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		if err := os.Remove(p); err != nil {
+		if err := os.Remove(p); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		rep.Removed = append(rep.Removed, rel)

@@ -71,24 +71,27 @@ var warmModule = cas.Sum([]byte(worker.WarmModule))
 
 // warmArtifact returns the name in the compiled-module cache of the
 // verified compiled warm module for the configuration pooled workers last
-// reported, or "" when there is none yet (the worker then compiles it).
-func (s *Supervisor) warmArtifact() string {
+// reported, and that configuration; "" when there is none yet (the worker
+// then compiles it).
+func (s *Supervisor) warmArtifact() (name, configID string) {
 	id := s.warmConfigID.Load()
 	if id == nil {
-		return ""
+		return "", ""
 	}
 	path, err := s.store.Compiled(warmModule, *id)
 	if err != nil {
-		return ""
+		return "", ""
 	}
-	return filepath.Base(path)
+	return filepath.Base(path), *id
 }
 
 // keepWarmArtifact caches the warm module a pooled worker compiled, for
-// the next ones. The worker ran nothing untrusted yet: it is bound to no
-// connector. A failure costs only the next workers' compile.
-func (s *Supervisor) keepWarmArtifact(reply worker.SandboxReply) {
-	if len(reply.WarmArtifact) == 0 || reply.ConfigID == "" {
+// the next ones, when the supervisor had none to give it: a cached one is
+// never replaced by a worker's. The worker was spawned for the pool, ran
+// nothing but the built-in module and passed its isolation check. A
+// failure costs only the next workers' compile.
+func (s *Supervisor) keepWarmArtifact(args worker.SandboxArgs, reply worker.SandboxReply) {
+	if args.WarmArtifact != "" || len(reply.WarmArtifact) == 0 || reply.ConfigID == "" {
 		return
 	}
 	if _, err := s.store.PutCompiled(warmModule, reply.ConfigID, reply.WarmArtifact); err != nil {

@@ -237,7 +237,8 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 	}
 	args := s.sandboxArgs()
 	if warm {
-		args.Warm, args.WarmArtifact = true, s.warmArtifact()
+		args.Warm = true
+		args.WarmArtifact, args.WarmConfigID = s.warmArtifact()
 	}
 	reply, err := w.rpc.Sandbox(args)
 	if err != nil {
@@ -248,9 +249,6 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 		return nil, fmt.Errorf("sandbox worker for %s: %w", label, err)
 	}
 	w.configID = reply.ConfigID
-	if warm {
-		s.keepWarmArtifact(reply)
-	}
 	if ws.cfg.Namespaces {
 		// Security: record the namespaces the worker is in, read from
 		// /proc, not those it was asked to make: with UnshareInChild its
@@ -268,6 +266,9 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 	if err != nil {
 		w.kill()
 		return nil, err
+	}
+	if warm {
+		s.keepWarmArtifact(args, reply)
 	}
 	return w, nil
 }

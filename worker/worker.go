@@ -107,10 +107,12 @@ type SandboxArgs struct {
 	// run WarmModule.
 	Warm bool
 	// WarmArtifact names, in the compiled-module cache (CacheFD), the
-	// verified compiled form of WarmModule for this worker's engine
-	// configuration; empty if the supervisor has none yet, and then the
-	// worker compiles WarmModule itself.
+	// verified compiled form of WarmModule for the engine configuration
+	// WarmConfigID; empty if the supervisor has none yet. The worker
+	// compiles WarmModule itself when there is none or when WarmConfigID
+	// is not its own.
 	WarmArtifact string
+	WarmConfigID string
 }
 
 // SandboxReply reports what was applied.

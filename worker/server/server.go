@@ -119,7 +119,7 @@ func (s *Server) Sandbox(a worker.SandboxArgs) (worker.SandboxReply, error) {
 	s.sandboxed = true
 	if a.Warm {
 		var path string
-		if a.WarmArtifact != "" {
+		if a.WarmArtifact != "" && a.WarmConfigID == host.ConfigID() {
 			if path, err = artifactPath(a.WarmArtifact); err != nil {
 				return reply, err
 			}
