@@ -153,8 +153,14 @@ func buildFilter(arch uint32, rules []syscallRule, mode SeccompMode) ([]unix.Soc
 		jump(jge, x32SyscallBit, 0, 1),
 		stmt(ret, kill), // Security: x32 syscalls are a second syscall table with the same numbers
 	}
+	byNR := slices.SortedFunc(slices.Values(rules), func(a, b syscallRule) int { return cmp.Compare(a.nr, b.nr) })
+	for i := 1; i < len(byNR); i++ {
+		if byNR[i].nr == byNR[i-1].nr {
+			return nil, fmt.Errorf("BUG(sandbox): syscall %d listed twice (%s, %s)", byNR[i].nr, byNR[i-1].name, byNR[i].name)
+		}
+	}
 	leaves := make([]filterLeaf, 0, len(rules))
-	for _, r := range rules {
+	for _, r := range byNR {
 		var block []unix.SockFilter
 		switch r.kind {
 		case ruleAllow:
@@ -200,13 +206,7 @@ func buildFilter(arch uint32, rules []syscallRule, mode SeccompMode) ([]unix.Soc
 		if len(block) > 255 {
 			return nil, fmt.Errorf("BUG(sandbox): rule %s too long", r.name)
 		}
-		leaves = append(leaves, filterLeaf{r.nr, r.name, block})
-	}
-	slices.SortFunc(leaves, func(a, b filterLeaf) int { return cmp.Compare(a.nr, b.nr) })
-	for i := 1; i < len(leaves); i++ {
-		if leaves[i].nr == leaves[i-1].nr {
-			return nil, fmt.Errorf("BUG(sandbox): syscall %d listed twice (%s, %s)", leaves[i].nr, leaves[i-1].name, leaves[i].name)
-		}
+		leaves = append(leaves, filterLeaf{r.nr, block})
 	}
 	prog = searchTree(prog, leaves, def)
 	if len(prog) > unix.BPF_MAXINSNS {
@@ -219,7 +219,6 @@ func buildFilter(arch uint32, rules []syscallRule, mode SeccompMode) ([]unix.Soc
 // the accumulator and always returns.
 type filterLeaf struct {
 	nr    uint32
-	name  string
 	block []unix.SockFilter
 }
 

@@ -197,6 +197,8 @@ func TestBuildFilter_Errors(t *testing.T) {
 	}{
 		{"duplicate", []syscallRule{allow("read", 0), deny("read again", 0, unix.EPERM)}, SeccompAllowlist,
 			"BUG(sandbox): syscall 0 listed twice (read, read again)"},
+		{"duplicate in denylist mode, where allow rules make no leaf", []syscallRule{allow("read", 0), deny("read again", 0, unix.EPERM)}, SeccompDenylist,
+			"BUG(sandbox): syscall 0 listed twice (read, read again)"},
 		{"off is not a filter", nil, SeccompOff, "BUG(sandbox): buildFilter(off)"},
 	}
 	for _, tt := range tests {

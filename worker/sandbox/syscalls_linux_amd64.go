@@ -19,9 +19,9 @@ const (
 	ioctlFIOCLEX  = 0x5451
 )
 
-// seccompPolicy is the worker's syscall policy: one entry per syscall, in
-// rough order of frequency (the filter tests them in this order). self is the
-// worker's own pid, the only process it may signal.
+// seccompPolicy is the worker's syscall policy: one entry per syscall (the
+// filter searches them by number). self is the worker's own pid, the only
+// process it may signal.
 //
 // The allowed entries are the syscalls observed (strace -f) while a locked
 // down worker served go-plugin RPCs and ran wasmtime (compile, instantiate,
