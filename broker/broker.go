@@ -198,7 +198,9 @@ type RunRecord struct {
 	DurationMS float64
 	// PeakRSSKiB is each worker's peak resident set (VmHWM, shared file
 	// pages included), PeakMemoryKiB its cgroup's peak charged memory (0
-	// without a cgroup), CPUMS the CPU time its processes used, in ms.
+	// without a cgroup), CPUMS the CPU time its processes used, in ms:
+	// with a cgroup v2 group all of it, read after they ended; otherwise
+	// the sum over the threads alive just before they were killed.
 	PeakRSSKiB    []int64
 	PeakMemoryKiB []int64
 	CPUMS         []float64

@@ -347,6 +347,9 @@ func TestRun_RecordAccountsForEveryWorker(t *testing.T) {
 	require.Nil(t, f["missing"])
 	for _, k := range []string{"worker_peak_rss_kib", "worker_cpu_ms"} {
 		require.Len(t, f[k], 2, "%s: one entry per worker", k)
+		for _, v := range f[k].([]any) {
+			require.Greater(t, v.(float64), 0.0, "%s: %v", k, f[k])
+		}
 	}
 }
 

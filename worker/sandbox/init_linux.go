@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -220,17 +222,36 @@ func dropCapabilities() (haveSetpcap bool, err error) {
 type threadStatus map[string]string
 
 // checkThreads calls check with the status of every thread and returns the
-// first error, naming the thread.
+// first error, naming the thread. A thread that ended meanwhile is skipped;
+// not being able to read the calling thread's status is an error, so the
+// check cannot pass having checked nothing.
 func checkThreads(check func(threadStatus) error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// The caller's tid as this /proc numbers it ("<pid>/task/<tid>"),
+	// which is not gettid()'s where /proc is another PID namespace's.
+	link, err := os.Readlink("/proc/thread-self")
+	if err != nil {
+		return fmt.Errorf("list threads: %w", err)
+	}
+	self, err := strconv.Atoi(link[strings.LastIndexByte(link, '/')+1:])
+	if err != nil {
+		return fmt.Errorf("list threads: /proc/thread-self is %q", link)
+	}
 	tids, err := Threads(0)
 	if err != nil || len(tids) == 0 {
 		return fmt.Errorf("list threads: %v", err)
 	}
+	sawSelf := false
 	for _, tid := range tids {
 		b, err := os.ReadFile("/proc/self/task/" + strconv.Itoa(tid) + "/status")
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ESRCH) {
 			continue // the thread exited
 		}
+		if err != nil {
+			return fmt.Errorf("thread %d: %w", tid, err)
+		}
+		sawSelf = sawSelf || tid == self
 		s := threadStatus{}
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
@@ -240,6 +261,9 @@ func checkThreads(check func(threadStatus) error) error {
 		if err := check(s); err != nil {
 			return fmt.Errorf("thread %d: %w", tid, err)
 		}
+	}
+	if !sawSelf {
+		return fmt.Errorf("list threads: thread %d, the caller, is not among %v", self, tids)
 	}
 	return nil
 }
