@@ -39,7 +39,7 @@ func newBenchSetup(tb testing.TB, iso supervisor.Isolation, pool int) *benchSetu
 
 // newBenchSetupFor is newBenchSetup for one intent of any packed test
 // connector, with an optional [limits] table for the action.
-func newBenchSetupFor(tb testing.TB, connector, intent, limits string, iso supervisor.Isolation, pool int) *benchSetup {
+func newBenchSetupFor(tb testing.TB, connector, intent, limits string, iso supervisor.Isolation, pool int, opts ...func(*supervisor.Config)) *benchSetup {
 	tb.Helper()
 	home := tb.TempDir()
 	store, err := cas.Open(filepath.Join(home, "store"))
@@ -65,14 +65,18 @@ intent = "` + intent + `"
 `
 	a, err := manifest.ParseAction("bench.toml", []byte(src))
 	require.NoError(tb, err)
-	sup, err := supervisor.New(supervisor.Config{
+	cfg := supervisor.Config{
 		Home:       home,
 		WorkerPath: filepath.Join(binDir, "aileron-worker"),
 		BrokerPath: filepath.Join(binDir, "aileron"),
 		BrokerArgs: []string{"broker"},
 		Isolation:  iso,
 		PoolSize:   pool,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	sup, err := supervisor.New(cfg)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { sup.Close() })
 	p, err := sup.Prepare(a, nil)

@@ -46,7 +46,8 @@ func (e *env) auditLines() int {
 	return strings.Count(string(b), "\n")
 }
 
-// lockedBuffer collects a child's stderr while the test reads it.
+// lockedBuffer collects a child's stderr, or a logger's output, while the
+// test reads it.
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  strings.Builder

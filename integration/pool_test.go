@@ -4,9 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/require"
 
 	"aileron.dev/aileron/cas"
@@ -55,10 +57,13 @@ func TestPool_Hammer(t *testing.T) {
 
 // TestPool_WarmModuleCompiledOnce: the first pooled worker compiles the
 // warm-up module and the supervisor caches it; the workers after it map
-// that artifact instead of compiling it again (a compile would replace the
-// cached file).
+// that artifact instead of compiling it again (each compile is logged by
+// the worker that did it), and the cached file is never replaced.
 func TestPool_WarmModuleCompiledOnce(t *testing.T) {
-	s := newBenchSetup(t, supIsolationDefault(), 1)
+	var logs lockedBuffer
+	s := newBenchSetupFor(t, "noop", "noop", "", supIsolationDefault(), 1, func(c *supervisor.Config) {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: &logs})
+	})
 	s.sup.WaitPoolReady(context.Background())
 	arts, err := filepath.Glob(filepath.Join(s.home, "store", "compiled", cas.Sum([]byte(worker.WarmModule)).Hex()+"-*.cwasm"))
 	require.NoError(t, err)
@@ -70,9 +75,11 @@ func TestPool_WarmModuleCompiledOnce(t *testing.T) {
 		require.NoError(t, err)
 		s.sup.WaitPoolReady(context.Background())
 	}
+	require.NoError(t, s.sup.Close())
+	require.Equal(t, 1, strings.Count(logs.String(), "warm-up compiled the built-in module"), "logs:\n%s", logs.String())
 	after, err := os.Stat(arts[0])
 	require.NoError(t, err)
-	require.True(t, os.SameFile(before, after), "a later pooled worker compiled the warm module again")
+	require.True(t, os.SameFile(before, after), "the cached warm module was replaced")
 }
 
 // TestCompile_ConcurrentFirstRunsCompileOnce: runs that all find the module

@@ -126,6 +126,10 @@ func (s *Server) Sandbox(a worker.SandboxArgs) (worker.SandboxReply, error) {
 		}
 		if reply.WarmArtifact, err = host.Warm(s.engineLocked(), s.scratch, path); err != nil {
 			s.log.Warn("warm-up failed", "error", err)
+		} else if reply.WarmArtifact != nil {
+			// Once per supervisor when all is well: more says the
+			// cached artifact cannot be used.
+			s.log.Info("warm-up compiled the built-in module", "cached_artifact", a.WarmArtifact)
 		}
 	}
 	return reply, nil
