@@ -195,9 +195,10 @@ func staleWorkerCgroup(name string) bool {
 }
 
 // deadPID reports whether text is another process's pid that this
-// process's /proc says runs no longer. A pid reused since, a /proc that
-// cannot be read or another PID namespace's process all count as alive:
-// what the pid named is left alone.
+// process's /proc says runs no longer. A pid reused since, or a /proc that
+// cannot be read, counts as alive: what the pid named is left alone. A
+// process of another PID namespace counts as dead; for the cgroup sweep
+// that is harmless, as a group with a process in it cannot be removed.
 func deadPID(text string) bool {
 	pid, err := strconv.Atoi(text)
 	if err != nil || pid <= 0 || pid == os.Getpid() || strconv.Itoa(pid) != text {

@@ -76,6 +76,10 @@ func safeBase(dir string) error {
 	case !ok || !info.IsDir():
 		return fmt.Errorf("%s is not a directory", dir)
 	case int(st.Uid) == os.Geteuid() && info.Mode().Perm()&0o022 == 0:
+		if os.Geteuid() == 0 && info.Mode().Perm()&0o001 == 0 {
+			// Workers run as another uid and must pass through it.
+			return fmt.Errorf("%s (mode %v) cannot be searched by the workers' uid: make it 0711", dir, info.Mode())
+		}
 		return nil
 	case st.Uid == 0 && info.Mode()&os.ModeSticky != 0:
 		return nil
@@ -99,7 +103,7 @@ func newScratchRoot() (*scratchRoot, error) {
 			return nil, fmt.Errorf("scratch dir: %w", err)
 		}
 		dir, err := lockDir(path, false)
-		if errors.Is(err, errGone) {
+		if errors.Is(err, errGone) || errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
@@ -168,13 +172,19 @@ func (r *scratchRoot) check() error {
 
 // workerDir makes a 0700 directory for one worker in the root and returns
 // its path.
-func (r *scratchRoot) workerDir() (string, error) {
+func (r *scratchRoot) workerDir() (string, error) { return r.mkdir("w-") }
+
+// brokerDir makes a 0700 directory for a broker's go-plugin socket
+// directory in the root and returns its path.
+func (r *scratchRoot) brokerDir() (string, error) { return r.mkdir("b-") }
+
+func (r *scratchRoot) mkdir(prefix string) (string, error) {
 	if err := r.check(); err != nil {
 		return "", err
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	name := "w-" + hex.EncodeToString(b[:])
+	name := prefix + hex.EncodeToString(b[:])
 	// Through the open root: if the path was replaced meanwhile, this
 	// fails in the removed directory instead of writing into the new one.
 	if err := r.root.Mkdir(name, 0o700); err != nil {

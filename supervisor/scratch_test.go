@@ -9,8 +9,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// tmpdir is a TMPDIR the workers may pass through.
+func tmpdir(t *testing.T) string {
+	dir := t.TempDir()
+	require.NoError(t, os.Chmod(dir, 0o711))
+	return dir
+}
+
 func TestScratchRoot_HonoursTMPDIR(t *testing.T) {
-	base := t.TempDir()
+	base := tmpdir(t)
 	t.Setenv("TMPDIR", base)
 	r, err := newScratchRoot()
 	require.NoError(t, err)
@@ -43,22 +50,28 @@ func TestScratchBase(t *testing.T) {
 
 	// A base others may write in, without the sticky bit, is refused:
 	// they could rename the root and put their own in its place.
-	open := t.TempDir()
+	open := tmpdir(t)
 	require.NoError(t, os.Chmod(open, 0o777))
 	t.Setenv("TMPDIR", open)
 	_, err = scratchBase()
 	require.ErrorContains(t, err, "lets others replace what is made in it")
-	require.NoError(t, os.Chmod(open, 0o700))
+	require.NoError(t, os.Chmod(open, 0o711))
 	base, err = scratchBase()
 	require.NoError(t, err)
 	require.Equal(t, open, base)
+	if os.Geteuid() == 0 {
+		// Workers run as another uid and must pass through it.
+		require.NoError(t, os.Chmod(open, 0o700))
+		_, err = scratchBase()
+		require.ErrorContains(t, err, "cannot be searched by the workers' uid: make it 0711")
+	}
 }
 
 // TestScratchRoot_Replaced: once its directory is removed (a tmpfs cleaner)
 // and another made at its path, the supervisor makes nothing in it and does
 // not remove it.
 func TestScratchRoot_Replaced(t *testing.T) {
-	t.Setenv("TMPDIR", t.TempDir())
+	t.Setenv("TMPDIR", tmpdir(t))
 	r, err := newScratchRoot()
 	require.NoError(t, err)
 	require.NoError(t, os.RemoveAll(r.path))
@@ -76,7 +89,7 @@ func TestScratchRoot_Replaced(t *testing.T) {
 // removed with what it holds; a live supervisor's root, names of another
 // shape and symlinks are left alone.
 func TestRemoveStaleScratch(t *testing.T) {
-	base := t.TempDir()
+	base := tmpdir(t)
 	t.Setenv("TMPDIR", base)
 	live, err := newScratchRoot()
 	require.NoError(t, err)

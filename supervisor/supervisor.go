@@ -255,6 +255,14 @@ func (s *Supervisor) Broker() (*broker.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Made through the held scratch root, like a worker's: go-plugin
+	// makes its socket directory in it by path.
+	sockDir, err := s.scratch.brokerDir()
+	if err != nil {
+		brokerEnd.Close()
+		supEnd.Close()
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
 	spec := procSpec{Path: s.cfg.BrokerPath, Args: s.cfg.BrokerArgs, Env: s.cfg.BrokerEnv, ExtraFiles: []*os.File{brokerEnd}}
 	rf := runnerFunc(spec)
 	var proc *procRunner
@@ -270,7 +278,7 @@ func (s *Supervisor) Broker() (*broker.Client, error) {
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
 		SkipHostEnv:      true,
-		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: s.scratch.path},
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: sockDir},
 		StartTimeout:     10 * time.Second,
 		Logger:           quietKills(s.cfg.Logger.Named("broker")),
 	})
