@@ -94,6 +94,10 @@ func (s *Supervisor) keepWarmArtifact(args worker.SandboxArgs, reply worker.Sand
 	if args.WarmArtifact != "" || len(reply.WarmArtifact) == 0 || reply.ConfigID == "" {
 		return
 	}
+	if _, err := s.store.Compiled(warmModule, reply.ConfigID); err == nil {
+		s.warmConfigID.Store(&reply.ConfigID) // an earlier supervisor cached it
+		return
+	}
 	if _, err := s.store.PutCompiled(warmModule, reply.ConfigID, reply.WarmArtifact); err != nil {
 		s.log.Warn("warm pool: cannot cache the compiled warm module", "error", err)
 		return
