@@ -116,6 +116,11 @@ func Init(c InitConfig) error {
 		}
 		return errors.Join(errs...)
 	}); err != nil {
+		// A check that could not run proves nothing about any thread.
+		var le *LayerError
+		if !errors.As(err, &le) {
+			err = &LayerError{Layer: LayerCapabilities, Err: err}
+		}
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"aileron.dev/aileron/worker"
@@ -37,8 +38,32 @@ func lockdown(a worker.SandboxArgs, scratch string, initErr error) (worker.Sandb
 		}
 		return reply, err
 	}
-	reply.Applied = rep.Active()
+	return sandboxReply(rep, initErr), nil
+}
+
+// sandboxReply reports the layers Lockdown found in force and those it
+// did not, each with its reason, and the init errors behind them.
+//
+// Security: Lockdown observes the calling thread only; Init checked every
+// thread. A capability left on another thread (or a check that could not
+// run) demotes the capabilities layer to missing however the calling
+// thread looks, and so does a no_new_privs failure unless seccomp's TSYNC
+// has since set it on every thread.
+func sandboxReply(rep sandbox.Report, initErr error) worker.SandboxReply {
+	var reply worker.SandboxReply
 	byLayer, other := sandbox.LayerErrors(initErr)
+	seccomp, _ := rep.Layer(sandbox.LayerSeccomp)
+	perThread := []string{sandbox.LayerCapabilities}
+	if !seccomp.Active {
+		perThread = append(perThread, sandbox.LayerNoNewPrivs)
+	}
+	for _, name := range rep.Active() {
+		if why := byLayer[name]; len(why) > 0 && slices.Contains(perThread, name) {
+			reply.Missing = append(reply.Missing, name+": not in force on every thread (init: "+oneLine(strings.Join(why, "; "))+")")
+			continue
+		}
+		reply.Applied = append(reply.Applied, name)
+	}
 	for _, l := range rep.Missing(sandbox.InProcessLayers()) {
 		detail := l.Detail
 		why := byLayer[l.Name]
@@ -50,7 +75,7 @@ func lockdown(a worker.SandboxArgs, scratch string, initErr error) (worker.Sandb
 		}
 		reply.Missing = append(reply.Missing, l.Name+": "+detail)
 	}
-	return reply, nil
+	return reply
 }
 
 // oneLine keeps a joined error on one line for a layer's detail.
