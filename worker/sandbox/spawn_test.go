@@ -87,6 +87,18 @@ func TestPrepareSocketDir(t *testing.T) {
 	require.Equal(t, uint32(61001), st.Gid)
 	require.Equal(t, uint32(0o700), st.Mode&0o7777)
 
+	// Security: a symlink put in the directory's place is not followed:
+	// the file it names keeps its owner and mode.
+	target := filepath.Join(parent, "setuid-binary")
+	require.NoError(t, os.WriteFile(target, nil, 0o755))
+	require.NoError(t, os.Chmod(target, 0o755|os.ModeSetuid))
+	link := filepath.Join(parent, "plugin-dir456")
+	require.NoError(t, os.Symlink(target, link))
+	require.Error(t, PrepareSocketDir(link, SpawnConfig{Namespaces: true, HostUID: 61000, HostGID: 61001}))
+	require.NoError(t, unix.Stat(target, &st))
+	require.Equal(t, uint32(0), st.Uid)
+	require.Equal(t, uint32(0o4755), st.Mode&0o7777)
+
 	// A parent the worker cannot traverse is reported, not discovered at
 	// handshake time.
 	require.NoError(t, os.Chmod(parent, 0o700))
