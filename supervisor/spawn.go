@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
 )
 
@@ -34,6 +35,29 @@ type procSpec struct {
 	Prepare func(cmd *exec.Cmd, socketDir string) error
 	// Started runs right after the process started (cgroup placement).
 	Started func(pid int) error
+}
+
+// newPluginClient returns the go-plugin client that starts spec (net/rpc,
+// none of the supervisor's environment, its socket directory made in
+// sockDir) and hands the started process to started.
+func newPluginClient(spec procSpec, hs plugin.HandshakeConfig, plugins map[string]plugin.Plugin, sockDir string, log hclog.Logger, started func(*procRunner)) *plugin.Client {
+	rf := runnerFunc(spec)
+	return plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig: hs,
+		Plugins:         plugins,
+		RunnerFunc: func(l hclog.Logger, cmd *exec.Cmd, dir string) (runner.Runner, error) {
+			r, err := rf(l, cmd, dir)
+			if err == nil {
+				started(r.(*procRunner))
+			}
+			return r, err
+		},
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
+		SkipHostEnv:      true,
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: sockDir},
+		StartTimeout:     10 * time.Second,
+		Logger:           quietKills(log),
+	})
 }
 
 // runnerFunc returns a go-plugin RunnerFunc that starts spec.

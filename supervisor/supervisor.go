@@ -30,7 +30,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"github.com/hashicorp/go-plugin/runner"
 	"golang.org/x/sync/singleflight"
 
 	"aileron.dev/aileron/broker"
@@ -264,24 +263,9 @@ func (s *Supervisor) Broker() (*broker.Client, error) {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
 	spec := procSpec{Path: s.cfg.BrokerPath, Args: s.cfg.BrokerArgs, Env: s.cfg.BrokerEnv, ExtraFiles: []*os.File{brokerEnd}}
-	rf := runnerFunc(spec)
 	var proc *procRunner
-	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: broker.Handshake,
-		Plugins:         broker.PluginMap(nil),
-		RunnerFunc: func(l hclog.Logger, cmd *exec.Cmd, dir string) (runner.Runner, error) {
-			r, err := rf(l, cmd, dir)
-			if err == nil {
-				proc = r.(*procRunner)
-			}
-			return r, err
-		},
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
-		SkipHostEnv:      true,
-		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: sockDir},
-		StartTimeout:     10 * time.Second,
-		Logger:           quietKills(s.cfg.Logger.Named("broker")),
-	})
+	client := newPluginClient(spec, broker.Handshake, broker.PluginMap(nil), sockDir, s.cfg.Logger.Named("broker"),
+		func(p *procRunner) { proc = p })
 	bc, err := dispense[*broker.Client](client, broker.PluginName)
 	if err != nil {
 		brokerEnd.Close()

@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"net/rpc"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"github.com/hashicorp/go-plugin/runner"
 	"golang.org/x/sys/unix"
 
 	"aileron.dev/aileron/broker"
@@ -209,23 +206,8 @@ func (s *Supervisor) spawnWorker(ctx context.Context, label string, warm bool) (
 		Prepare:    applySpawn(ws, scratch),
 		Started:    started,
 	}
-	rf := runnerFunc(spec)
-	w.client = plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig: worker.Handshake,
-		Plugins:         worker.PluginMap(nil),
-		RunnerFunc: func(l hclog.Logger, cmd *exec.Cmd, dir string) (runner.Runner, error) {
-			r, err := rf(l, cmd, dir)
-			if err == nil {
-				w.proc = r.(*procRunner)
-			}
-			return r, err
-		},
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolNetRPC},
-		SkipHostEnv:      true,
-		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: scratch},
-		StartTimeout:     10 * time.Second,
-		Logger:           quietKills(s.cfg.Logger.Named("worker")),
-	})
+	w.client = newPluginClient(spec, worker.Handshake, worker.PluginMap(nil), scratch, s.cfg.Logger.Named("worker"),
+		func(p *procRunner) { w.proc = p })
 	w.rpc, err = dispense[*worker.Client](w.client, worker.PluginName)
 	if err != nil {
 		w.kill()
