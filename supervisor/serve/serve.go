@@ -57,10 +57,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -522,6 +524,13 @@ func waitZero(ctx context.Context, n *atomic.Int64) {
 	}
 }
 
+// tenantList returns the tenants served now.
+func (s *Server) tenantList() []*tenant {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.tenants))
+}
+
 // closeAll stops the audit poller and closes every supervisor.
 func (s *Server) closeAll() {
 	select {
@@ -529,12 +538,7 @@ func (s *Server) closeAll() {
 	default:
 		close(s.stopBg)
 	}
-	s.mu.Lock()
-	ts := make([]*tenant, 0, len(s.tenants))
-	for _, t := range s.tenants {
-		ts = append(ts, t)
-	}
-	s.mu.Unlock()
+	ts := s.tenantList()
 	for _, t := range ts {
 		t.retire(s.closeGen)
 	}
@@ -563,12 +567,7 @@ func (s *Server) pollAudit() {
 }
 
 func (s *Server) pollAuditOnce() {
-	s.mu.Lock()
-	ts := make([]*tenant, 0, len(s.tenants))
-	for _, t := range s.tenants {
-		ts = append(ts, t)
-	}
-	s.mu.Unlock()
+	ts := s.tenantList()
 	for _, t := range ts {
 		t.audit.poll(func(code string) { s.met.egressDenials.WithLabelValues(t.name, code).Inc() })
 	}
