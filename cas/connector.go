@@ -114,9 +114,12 @@ func (s *Store) Put(p *Package) (Entry, error) {
 		e.Signature = Sum(p.Signature)
 	}
 	old, err := s.Entry(e.Ref)
+	if err == nil {
+		if err := checkSameContent(old, e); err != nil {
+			return Entry{}, err
+		}
+	}
 	switch {
-	case err == nil && (old.Manifest != e.Manifest || old.Wasm != e.Wasm):
-		return Entry{}, fmt.Errorf("%s is already installed with different content (wasm %s, now %s): %w", e.Ref, old.Wasm, e.Wasm, ErrImmutable)
 	case err == nil && (old.Signature != "" || e.Signature == ""):
 		// Installed already, as well or better. Repair its blobs if one
 		// went missing or bad; otherwise this writes nothing.
@@ -149,7 +152,6 @@ func (s *Store) Put(p *Package) (Entry, error) {
 			created = append(created, d)
 		}
 	}
-	// The immutability check above, under the same lock, is PutEntry's.
 	if err := s.writeEntry(e); err != nil {
 		undo()
 		return Entry{}, err

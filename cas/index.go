@@ -88,11 +88,20 @@ func decodeEntry(ref string, b []byte) (Entry, error) {
 // for the same ref with different blobs is refused: a version is immutable.
 func (s *Store) PutEntry(e Entry) error {
 	if old, err := s.Entry(e.Ref); err == nil {
-		if old.Manifest != e.Manifest || old.Wasm != e.Wasm {
-			return fmt.Errorf("%s is already installed with different content (wasm %s, now %s): %w", e.Ref, old.Wasm, e.Wasm, ErrImmutable)
+		if err := checkSameContent(old, e); err != nil {
+			return err
 		}
 	}
 	return s.writeEntry(e)
+}
+
+// checkSameContent refuses e where old, the installed entry for its ref,
+// has other blobs: a version is immutable.
+func checkSameContent(old, e Entry) error {
+	if old.Manifest != e.Manifest || old.Wasm != e.Wasm {
+		return fmt.Errorf("%s is already installed with different content (wasm %s, now %s): %w", e.Ref, old.Wasm, e.Wasm, ErrImmutable)
+	}
+	return nil
 }
 
 // writeEntry writes e's index file, replacing any entry for its ref.
