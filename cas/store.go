@@ -22,11 +22,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-
-	"github.com/gofrs/flock"
 
 	"aileron.dev/aileron/cas/atomicfile"
+	"aileron.dev/aileron/cas/filelock"
 )
 
 // Digest is "sha256:" followed by 64 lowercase hex digits.
@@ -74,12 +72,7 @@ func (d Digest) Hex() string { return strings.TrimPrefix(string(d), "sha256:") }
 // Store is a content-addressed store rooted at a directory.
 type Store struct {
 	root string
-	// mu serialises the goroutines of this process: a second flock on
-	// the same handle returns at once, and the first unlock would
-	// release both, so the file lock alone excludes only other
-	// processes.
-	mu   sync.Mutex
-	lock *flock.Flock
+	lock *filelock.Lock
 }
 
 // Open opens (creating if needed) the store at root.
@@ -92,7 +85,7 @@ func Open(root string) (*Store, error) {
 	if err := os.Chmod(filepath.Join(root, "compiled"), 0o711); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	return &Store{root: root, lock: flock.New(filepath.Join(root, ".lock"))}, nil
+	return &Store{root: root, lock: filelock.New(filepath.Join(root, ".lock"))}, nil
 }
 
 // Root returns the store's directory.
@@ -101,15 +94,11 @@ func (s *Store) Root() string { return s.root }
 // Lock takes the store's exclusive writer lock, against other goroutines
 // and other processes; the returned function releases it.
 func (s *Store) Lock() (func(), error) {
-	s.mu.Lock()
-	if err := s.lock.Lock(); err != nil {
-		s.mu.Unlock()
+	unlock, err := s.lock.Lock()
+	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
-	return func() {
-		_ = s.lock.Unlock()
-		s.mu.Unlock()
-	}, nil
+	return unlock, nil
 }
 
 // BlobPath returns where the blob d lives (it may not exist).

@@ -9,14 +9,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"aead.dev/minisign"
-	"github.com/gofrs/flock"
 	"github.com/pelletier/go-toml/v2"
 
 	"aileron.dev/aileron/cas/atomicfile"
+	"aileron.dev/aileron/cas/filelock"
 	"aileron.dev/aileron/manifest"
 )
 
@@ -150,15 +149,13 @@ func verifySignature(key minisign.PublicKey, message, sig []byte, whose, from st
 // installs that pin keys do not lose each other's writes.
 type Trust struct {
 	path string
-	// mu serialises this process's goroutines; see [Store.Lock].
-	mu   sync.Mutex
-	lock *flock.Flock
+	lock *filelock.Lock
 }
 
 // OpenTrust returns the trust store in home; the file need not exist.
 func OpenTrust(home string) *Trust {
 	p := filepath.Join(home, TrustFile)
-	return &Trust{path: p, lock: flock.New(p + ".lock")}
+	return &Trust{path: p, lock: filelock.New(p + ".lock")}
 }
 
 // Path returns the trust file's path.
@@ -289,15 +286,11 @@ func (t *Trust) Remove(authority string) error {
 // lockFile takes the trust file's writer lock, against other goroutines
 // and other processes; the returned function releases it.
 func (t *Trust) lockFile() (func(), error) {
-	t.mu.Lock()
-	if err := t.lock.Lock(); err != nil {
-		t.mu.Unlock()
+	unlock, err := t.lock.Lock()
+	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", t.path, err)
 	}
-	return func() {
-		_ = t.lock.Unlock()
-		t.mu.Unlock()
-	}, nil
+	return unlock, nil
 }
 
 func (t *Trust) write(ks []TrustedKey) error {

@@ -11,12 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"filippo.io/age"
-	"github.com/gofrs/flock"
 
 	"aileron.dev/aileron/cas/atomicfile"
+	"aileron.dev/aileron/cas/filelock"
 )
 
 // defaultTenant is the directory of the single-user tenant "".
@@ -41,22 +40,17 @@ type FileBackend struct {
 	dir   string
 	id    age.Identity
 	recip age.Recipient
-	// mu serializes writers in this process; lock serializes processes
-	// (flock is per open file, so it does not exclude goroutines sharing
-	// one).
-	mu   sync.Mutex
-	lock *flock.Flock
+	lock  *filelock.Lock
 }
 
 // locked runs fn holding the vault's write lock: in this process and
 // across processes.
 func (b *FileBackend) locked(fn func() error) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.lock.Lock(); err != nil {
+	unlock, err := b.lock.Lock()
+	if err != nil {
 		return fmt.Errorf("lock vault: %w", err)
 	}
-	defer b.lock.Unlock()
+	defer unlock()
 	return fn()
 }
 
@@ -69,7 +63,7 @@ func OpenFile(dir string, kc KeyConfig) (*FileBackend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FileBackend{dir: dir, id: id, recip: id.Recipient(), lock: flock.New(filepath.Join(dir, ".lock"))}, nil
+	return &FileBackend{dir: dir, id: id, recip: id.Recipient(), lock: filelock.New(filepath.Join(dir, ".lock"))}, nil
 }
 
 func loadIdentity(dir string, kc KeyConfig) (*age.X25519Identity, error) {
