@@ -134,6 +134,20 @@ var credentialKinds = []CredentialKind{
 	CredentialSigningKey,
 }
 
+// Valid reports whether k is a kind the broker knows.
+func (k CredentialKind) Valid() bool { return slices.Contains(credentialKinds, k) }
+
+// CredentialKinds lists the known kinds, for messages.
+func CredentialKinds() string { return strings.Join(kindNames(), ", ") }
+
+func kindNames() []string {
+	names := make([]string, len(credentialKinds))
+	for i, k := range credentialKinds {
+		names[i] = string(k)
+	}
+	return names
+}
+
 // ParseManifest parses and validates a manifest. filename is used only in
 // error messages. On failure the error is an [ErrorList] with every
 // problem found, each an [*Error] with its position.
@@ -321,7 +335,7 @@ func (d *decoder) hosts(t tbl, key string) []HostPort {
 func (d *decoder) credential(t tbl) *Credential {
 	c := &Credential{}
 	if s, ok := d.reqStr(t, "kind", "one of "+kindList()); ok {
-		if !slices.Contains(credentialKinds, CredentialKind(s)) {
+		if !CredentialKind(s).Valid() {
 			d.failVal(joinPath(t.path, "kind"), ErrInvalid, "unknown credential kind %q; known kinds: %s", s, kindList())
 		} else {
 			c.Kind = CredentialKind(s)
@@ -354,10 +368,7 @@ func (d *decoder) credential(t tbl) *Credential {
 }
 
 func kindList() string {
-	names := make([]string, len(credentialKinds))
-	for i, k := range credentialKinds {
-		names[i] = string(k)
-	}
+	names := kindNames()
 	slices.Sort(names)
 	return strings.Join(names, ", ")
 }

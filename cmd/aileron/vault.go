@@ -125,15 +125,15 @@ func parseSecret(kind, username string, raw []byte) (broker.SecretInput, error) 
 	if len(raw) == 0 {
 		return broker.SecretInput{}, usageError{errors.New("empty secret: write it to stdin or type it at the prompt")}
 	}
-	switch kind {
-	case "api_key", "signing_key":
+	switch manifest.CredentialKind(kind) {
+	case manifest.CredentialAPIKey, manifest.CredentialSigningKey:
 		return broker.SecretInput{Value: string(raw)}, nil
-	case "basic":
+	case manifest.CredentialBasic:
 		if username == "" {
 			return broker.SecretInput{}, usageError{errors.New("basic needs --username; the password comes from stdin")}
 		}
 		return broker.SecretInput{Username: username, Password: string(raw)}, nil
-	case "oauth2":
+	case manifest.CredentialOAuth2:
 		var t struct {
 			AccessToken  string    `json:"access_token"`
 			RefreshToken string    `json:"refresh_token"`

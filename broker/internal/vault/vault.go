@@ -25,27 +25,19 @@ import (
 	"time"
 
 	"aileron.dev/aileron/broker/redact"
+	"aileron.dev/aileron/manifest"
 )
 
-// Kind is a credential kind; the values match manifest credential kinds.
-type Kind string
+// Kind is a credential kind: the manifest's, so the two cannot drift.
+type Kind = manifest.CredentialKind
 
 // Credential kinds.
 const (
-	KindOAuth2     Kind = "oauth2"
-	KindAPIKey     Kind = "api_key"
-	KindBasic      Kind = "basic"
-	KindSigningKey Kind = "signing_key"
+	KindOAuth2     = manifest.CredentialOAuth2
+	KindAPIKey     = manifest.CredentialAPIKey
+	KindBasic      = manifest.CredentialBasic
+	KindSigningKey = manifest.CredentialSigningKey
 )
-
-// Valid reports whether k is a known kind.
-func (k Kind) Valid() bool {
-	switch k {
-	case KindOAuth2, KindAPIKey, KindBasic, KindSigningKey:
-		return true
-	}
-	return false
-}
 
 // Meta is everything about a credential that is not secret.
 type Meta struct {
@@ -126,7 +118,7 @@ func (r *Record) Validate() error {
 		return fmt.Errorf("tenant %q: use 1-64 of a-z 0-9 . _ -", m.Tenant)
 	}
 	if !m.Kind.Valid() {
-		return fmt.Errorf("credential kind %q: must be one of oauth2, api_key, basic, signing_key", m.Kind)
+		return fmt.Errorf("credential kind %q: must be one of %s", m.Kind, manifest.CredentialKinds())
 	}
 	s := &r.Secret
 	switch m.Kind {
