@@ -161,6 +161,26 @@ type IsolationSettings struct {
 	WorkerSHA256 string `toml:"worker_sha256"`
 }
 
+// CheckWorkerSHA256 checks an isolation.worker_sha256 pin: the worker's
+// sha256, "sha256:" prefix optional, as it always could be.
+func CheckWorkerSHA256(w string) error {
+	if _, err := cas.ParseDigest("sha256:" + strings.TrimPrefix(w, "sha256:")); err != nil {
+		return fmt.Errorf("isolation.worker_sha256 %q: want sha256:<64 lowercase hex digits>", w)
+	}
+	return nil
+}
+
+// MaxPoolSize is the largest warm pool.
+const MaxPoolSize = 64
+
+// CheckPoolSize checks a pool.size setting.
+func CheckPoolSize(n int) error {
+	if n < 0 || n > MaxPoolSize {
+		return fmt.Errorf("pool.size %d: must be 0 to %d", n, MaxPoolSize)
+	}
+	return nil
+}
+
 // LoadSettings reads home/config.toml; a missing file is the zero Settings.
 func LoadSettings(home string) (Settings, error) {
 	var s Settings
@@ -241,14 +261,13 @@ func (s Settings) Apply(cfg *Config) error {
 	cfg.Limits = lim
 	cfg.Isolation.UnsafeDisable = s.Isolation.UnsafeDisable
 	if w := s.Isolation.WorkerSHA256; w != "" {
-		// The "sha256:" prefix may be left out, as it always could be.
-		if _, err := cas.ParseDigest("sha256:" + strings.TrimPrefix(w, "sha256:")); err != nil {
-			return fmt.Errorf("%s: isolation.worker_sha256 %q: want sha256:<64 lowercase hex digits>", SettingsFile, w)
+		if err := CheckWorkerSHA256(w); err != nil {
+			return fmt.Errorf("%s: %w", SettingsFile, err)
 		}
 		cfg.WorkerSHA256 = w
 	}
-	if s.Pool.Size < 0 || s.Pool.Size > 64 {
-		return fmt.Errorf("%s: pool.size %d: must be 0 to 64", SettingsFile, s.Pool.Size)
+	if err := CheckPoolSize(s.Pool.Size); err != nil {
+		return fmt.Errorf("%s: %w", SettingsFile, err)
 	}
 	cfg.PoolSize = s.Pool.Size
 	switch s.Isolation.Mode {

@@ -256,16 +256,17 @@ func (c *Config) check() (*settings, error) {
 	default:
 		return nil, fmt.Errorf("isolation.mode %q: must be strict or relaxed", c.Isolation.Mode)
 	}
-	if _, err := cas.ParseDigest(c.Isolation.WorkerSHA256); c.Isolation.WorkerSHA256 != "" && err != nil {
-		w := c.Isolation.WorkerSHA256
-		return nil, fmt.Errorf("isolation.worker_sha256 %q: want sha256:<64 lowercase hex digits>", w)
+	if w := c.Isolation.WorkerSHA256; w != "" {
+		if err := supervisor.CheckWorkerSHA256(w); err != nil {
+			return nil, err
+		}
 	}
 	s.poolSize = defaultPoolSize
 	if c.Pool.Size != nil {
 		s.poolSize = *c.Pool.Size
 	}
-	if s.poolSize < 0 || s.poolSize > 64 {
-		return nil, fmt.Errorf("pool.size %d: must be 0 to 64", s.poolSize)
+	if err := supervisor.CheckPoolSize(s.poolSize); err != nil {
+		return nil, err
 	}
 	lim := c.Limits
 	var err error

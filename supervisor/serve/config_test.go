@@ -3,6 +3,7 @@ package serve
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,6 +105,12 @@ func TestConfigCheck_Defaults(t *testing.T) {
 	require.False(t, s.strict)
 	require.Equal(t, 0, s.poolSize, "an explicit 0 disables the pool")
 	require.Equal(t, 0, s.unixGID)
+
+	// worker_sha256 as in a single-user config.toml: the prefix optional.
+	c = base()
+	c.Isolation.WorkerSHA256 = strings.Repeat("ab", 32)
+	_, err = c.check()
+	require.NoError(t, err)
 }
 
 func TestLoadConfig(t *testing.T) {
