@@ -16,9 +16,6 @@ import (
 	"aileron.dev/aileron/supervisor/serve"
 )
 
-// maxTokenBytes bounds a bearer token read by serve hash-token.
-const maxTokenBytes = 4096
-
 func (a *app) serveCmd() *cobra.Command {
 	var configPath string
 	needConfig := func() (*serve.Config, error) {
@@ -107,7 +104,7 @@ configuration never holds a token itself. Use at least 32 random bytes, for
 example: head -c 32 /dev/urandom | base64`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			raw, err := a.readHidden("token (input hidden): ", maxTokenBytes)
+			raw, err := a.readHidden("token (input hidden): ", serve.MaxTokenBytes)
 			if err != nil {
 				return fmt.Errorf("read token: %w", err)
 			}

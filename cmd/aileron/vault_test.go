@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"aileron.dev/aileron/broker"
+	"aileron.dev/aileron/supervisor/serve"
 )
 
 func TestParseSecret(t *testing.T) {
@@ -56,9 +58,11 @@ func TestCLI_SecretsAreNotTruncated(t *testing.T) {
 		code   int
 		output string
 	}{
-		{"token_at_limit", []string{"serve", "hash-token"}, strings.Repeat("t", 4096), exitOK, "sha256:"},
-		{"token_over_limit", []string{"serve", "hash-token"}, strings.Repeat("t", 4096) + "\n", exitUsage,
-			"aileron: read token: input is longer than 4096 bytes\n"},
+		// The server's limit: a longer token could be hashed but never
+		// presented.
+		{"token_at_limit", []string{"serve", "hash-token"}, strings.Repeat("t", serve.MaxTokenBytes), exitOK, "sha256:"},
+		{"token_over_limit", []string{"serve", "hash-token"}, strings.Repeat("t", serve.MaxTokenBytes) + "\n", exitUsage,
+			fmt.Sprintf("aileron: read token: input is longer than %d bytes\n", serve.MaxTokenBytes)},
 		{"secret_over_limit", []string{"vault", "set", "k", "--kind", "api_key", "--connector", "github://acme/x"}, strings.Repeat("s", 64<<10+1), exitUsage,
 			"aileron: read secret: input is longer than 65536 bytes\n"},
 	}

@@ -29,8 +29,9 @@ var (
 	ErrConflictingIdentity = errors.New("the bearer token and the connection's identity belong to different tenants")
 )
 
-// maxTokenBytes bounds a presented token; longer ones are refused unhashed.
-const maxTokenBytes = 512
+// MaxTokenBytes bounds a bearer token: a longer one is refused unhashed,
+// and `aileron serve hash-token` refuses to hash one.
+const MaxTokenBytes = 512
 
 // authTable maps what a caller presents to a tenant name. It is built from
 // a checked Config and never changed: a reload builds a new one.
@@ -69,7 +70,7 @@ func (a *authTable) authenticate(id identity) (string, error) {
 	var byToken string
 	if id.authorization != "" {
 		tok, ok := strings.CutPrefix(id.authorization, "Bearer ")
-		if !ok || tok == "" || len(tok) > maxTokenBytes {
+		if !ok || tok == "" || len(tok) > MaxTokenBytes {
 			return "", ErrBadAuthorization
 		}
 		sum := sha256.Sum256([]byte(tok))
