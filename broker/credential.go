@@ -413,3 +413,7 @@ func validCode(s string) bool {
 	}
 	return true
 }
+
+// ValidTenant reports whether name may name a tenant: it scopes vault
+// records and names files, so the vault's name rule decides.
+func ValidTenant(name string) bool { return vault.ValidName(name) }

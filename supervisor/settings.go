@@ -12,6 +12,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"aileron.dev/aileron/broker"
 	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/worker"
 )
@@ -228,6 +229,9 @@ func DecodeTOML(file string, b []byte, v any) error {
 // Apply fills cfg from the settings; files named in them are read here.
 func (s Settings) Apply(cfg *Config) error {
 	b := &cfg.Broker
+	if s.Tenant != "" && !broker.ValidTenant(s.Tenant) {
+		return fmt.Errorf("%s: tenant %q: use 1-64 of a-z 0-9 . _ - starting with a letter or digit", SettingsFile, s.Tenant)
+	}
 	b.Tenant = s.Tenant
 	b.UnsafeAllowLoopback = s.Broker.UnsafeAllowLoopback
 	b.UnsafeAllowPrivate = s.Broker.UnsafeAllowPrivate

@@ -32,6 +32,8 @@ func TestSettingsApply(t *testing.T) {
 			`config.toml: isolation.worker_sha256 "` + strings.ToUpper(hash) + `": want sha256:<64 lowercase hex digits>`, ""},
 		{"worker_hash_other_algorithm", Settings{Isolation: IsolationSettings{WorkerSHA256: "sha512:" + hash}},
 			`config.toml: isolation.worker_sha256 "sha512:` + hash + `": want sha256:<64 lowercase hex digits>`, ""},
+		{"bad_tenant", Settings{Tenant: "../etc"},
+			`config.toml: tenant "../etc": use 1-64 of a-z 0-9 . _ - starting with a letter or digit`, ""},
 		{"ca_missing", Settings{Broker: BrokerSettings{ExtraRootCAs: []string{ca1, missing}}},
 			"config.toml: broker.extra_root_cas: open " + missing + ": no such file or directory", ""},
 	}

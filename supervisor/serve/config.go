@@ -7,10 +7,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"time"
 
+	"aileron.dev/aileron/broker"
 	"aileron.dev/aileron/cas"
 	"aileron.dev/aileron/supervisor"
 )
@@ -202,8 +202,6 @@ func ParseConfig(file string, b []byte) (*Config, error) {
 	return &c, nil
 }
 
-var tenantNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
 // check validates c and returns its settings. It never half-applies: any
 // problem is an error naming the key.
 func (c *Config) check() (*settings, error) {
@@ -312,7 +310,7 @@ func (c *Config) checkTenants() (*authTable, error) {
 	a := newAuthTable()
 	for i, t := range c.Tenants {
 		at := fmt.Sprintf("tenants[%d]", i)
-		if !tenantNameRE.MatchString(t.Name) {
+		if !broker.ValidTenant(t.Name) {
 			return nil, fmt.Errorf("%s.name %q: use 1-64 of a-z 0-9 . _ - starting with a letter or digit", at, t.Name)
 		}
 		at = fmt.Sprintf("tenant %s", t.Name)
