@@ -224,7 +224,7 @@ func (s *Server) checkIsolation(strict bool) error {
 func newTenant(dataDir string, tc TenantConfig) *tenant {
 	home := tenantHome(dataDir, tc.Name)
 	return &tenant{name: tc.Name, quota: newTenantQuota(tc.Quota),
-		audit: newAuditTail(filepath.Join(home, "audit.jsonl"))}
+		audit: newAuditTail(supervisor.AuditPath(home))}
 }
 
 // buildGenerations builds a supervisor for every tenant of set whose

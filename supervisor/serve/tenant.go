@@ -147,7 +147,7 @@ func setupTenantHome(dataDir, name string) error {
 		return fmt.Errorf("tenant %s: %w", name, err)
 	}
 	shared := filepath.Join(dataDir, storeDirName)
-	link := filepath.Join(home, storeDirName)
+	link := supervisor.StoreDir(home) // where a tenant's CLI finds its store
 	fi, err := os.Lstat(link)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
