@@ -25,6 +25,10 @@ func (s *Supervisor) compiled(w *workerProc, inst *cas.Installed) (string, error
 	if err == nil {
 		return path, nil
 	}
+	if errors.Is(err, cas.ErrCorrupt) {
+		// Compiled removed it; the compile below rebuilds it.
+		s.log.Warn("compiled module failed verification; removed and rebuilding", "connector", inst.Entry.Ref, "error", err)
+	}
 	group := &s.compiles
 	if s.cfg.WorkerSource != nil {
 		group = &s.cfg.WorkerSource.compiles
@@ -47,9 +51,6 @@ func (s *Supervisor) compile(w *workerProc, inst *cas.Installed, id string) (str
 	}
 	if !errors.Is(err, cas.ErrCompiledMissing) {
 		return "", err
-	}
-	if errors.Is(err, cas.ErrCorrupt) {
-		s.log.Warn("compiled module failed verification; removed and rebuilding", "connector", inst.Entry.Ref, "error", err)
 	}
 	// The wasm blob is re-hashed as it is read.
 	wasm, err := s.store.Read(inst.Entry.Wasm, cas.MaxWasmBytes)

@@ -35,7 +35,9 @@ type workerProc struct {
 	brokerEnd *os.File
 
 	killOnce sync.Once
-	oom      bool
+	// oom is whether the kernel killed the worker at its cgroup memory
+	// limit, read by kill before it removes the cgroup.
+	oom bool
 	// usage is what the worker's processes used, read just before the
 	// kill.
 	usage workerUsage
@@ -84,15 +86,6 @@ func (w *workerProc) kill() {
 		}
 		_ = os.RemoveAll(w.scratch)
 	})
-}
-
-// oomKilled reports whether the kernel killed the worker at its cgroup
-// memory limit (valid after kill).
-func (w *workerProc) oomKilled() bool {
-	if w.cgroup != nil && w.cgroup.OOMKilled() {
-		return true
-	}
-	return w.oom
 }
 
 // acquireWorker returns a sandboxed worker bound to nothing yet: one from
@@ -280,8 +273,8 @@ func (s *Supervisor) invoke(ctx context.Context, w *workerProc, deadline time.Du
 				if w.proc != nil {
 					w.proc.waitExit(100 * time.Millisecond)
 				}
-				w.kill()
-				if w.oomKilled() {
+				w.kill() // reads the cgroup's OOM count before removing it
+				if w.oom {
 					return r.reply, &worker.Failure{Code: abi.CodeMemoryLimit, Message: "memory limit exceeded: the kernel killed the worker at its cgroup limit"}
 				}
 				return r.reply, &worker.Failure{Code: abi.CodeWorkerDied, Message: "worker process ended without answering" + w.proc.exitDetail()}
