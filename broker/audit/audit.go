@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"aileron.dev/aileron/cas/atomicfile"
+	"aileron.dev/aileron/sdk/abi"
 )
 
 // Genesis is the prev of the first record.
@@ -377,7 +378,7 @@ func canonical(r Record) ([]byte, error) {
 		return b, nil
 	}
 	var back Record
-	if err := decodeStrict(b, &back); err != nil {
+	if err := abi.DecodeStrictNumbers(b, &back); err != nil {
 		return nil, fmt.Errorf("BUG(audit): record does not decode: %w", err)
 	}
 	return marshal(back)
@@ -391,19 +392,6 @@ func marshal(r Record) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-func decodeStrict(b []byte, r *Record) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
-	if err := dec.Decode(r); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after the record")
-	}
-	return nil
 }
 
 // encodeLine returns the full line, newline included, and the hash.

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"aileron.dev/aileron/sdk/abi"
 )
 
 // VerifyError names the first record that does not verify.
@@ -162,7 +164,7 @@ func (s *scanner) check(line []byte) (Record, string) {
 		return Record{}, "hash mismatch: the record was modified"
 	}
 	var r Record
-	if err := decodeStrict(body, &r); err != nil {
+	if err := abi.DecodeStrictNumbers(body, &r); err != nil {
 		return Record{}, "malformed record: " + err.Error()
 	}
 	// Security: one byte sequence per record. Duplicate keys or other

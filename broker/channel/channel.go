@@ -17,7 +17,6 @@
 package channel
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -88,13 +87,11 @@ func ReadFrame(r io.Reader, v any) error {
 	if _, err := io.ReadFull(r, b); err != nil {
 		return fmt.Errorf("read frame body: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("decode frame: %w", err)
-	}
-	if dec.More() {
+	switch err := abi.DecodeStrict(b, v); {
+	case errors.Is(err, abi.ErrTrailingData):
 		return errors.New("decode frame: trailing data")
+	case err != nil:
+		return fmt.Errorf("decode frame: %w", err)
 	}
 	return nil
 }

@@ -38,6 +38,9 @@ func TestReadFrame_Errors(t *testing.T) {
 		{"not_json", frame(3, "abc"), "decode frame: invalid character 'a' looking for beginning of value"},
 		{"unknown_field", frame(27, `{"op":"http","tenant":"x"}`+" "), `decode frame: json: unknown field "tenant"`},
 		{"trailing_data", frame(14, `{"op":"x"} {}`+" "), "decode frame: trailing data"},
+		// json.Decoder.More reports false before a stray '}' or ']'.
+		{"stray_brace", frame(11, `{"op":"x"}}`), "decode frame: trailing data"},
+		{"stray_bracket", frame(11, `{"op":"x"}]`), "decode frame: trailing data"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

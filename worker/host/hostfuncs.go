@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -125,7 +124,7 @@ func hostHTTPSend(c *wasmtime.Caller, reqPtr, reqLen, resultLenPtr int32) (ret i
 		return int32(abi.ErrnoFault), nil
 	}
 	var req abi.HTTPRequest
-	if err := decodeStrict(raw, &req); err != nil {
+	if err := abi.DecodeStrict(raw, &req); err != nil {
 		return setErr(abi.ErrnoInvalid, "request is not an HTTP request document: "+err.Error()), nil
 	}
 	resp, err := inv.svc.HTTP(inv.ctx, &req)
@@ -197,7 +196,7 @@ func hostLog(c *wasmtime.Caller, recPtr, recLen int32) (ret int32, trap *wasmtim
 		return int32(e), nil
 	}
 	var rec abi.LogRecord
-	if err := decodeStrict(raw, &rec); err != nil {
+	if err := abi.DecodeStrict(raw, &rec); err != nil {
 		return int32(abi.ErrnoInvalid), nil
 	}
 	switch rec.Level {
@@ -228,7 +227,7 @@ func hostAuditEmit(c *wasmtime.Caller, evPtr, evLen int32) (ret int32, trap *was
 		return int32(e), nil
 	}
 	var ev abi.AuditEvent
-	if err := decodeStrict(raw, &ev); err != nil || ev.Event == "" {
+	if err := abi.DecodeStrict(raw, &ev); err != nil || ev.Event == "" {
 		return int32(abi.ErrnoInvalid), nil
 	}
 	if err := inv.svc.Audit(inv.ctx, &ev); err != nil {
@@ -246,22 +245,4 @@ func readRecord(mem guestMemory, ptr, n int32) ([]byte, abi.Errno) {
 		return nil, abi.ErrnoFault
 	}
 	return raw, abi.ErrnoOK
-}
-
-// errTrailingData is decodeStrict's error for bytes after the document.
-var errTrailingData = errors.New("more than one JSON document")
-
-// decodeStrict decodes raw, a document from the guest, into v: exactly one
-// JSON value, no unknown fields, nothing after it but white space.
-func decodeStrict(raw []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	// Not dec.More: it reports false before a stray '}' or ']'.
-	if len(bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n")) > 0 {
-		return errTrailingData
-	}
-	return nil
 }

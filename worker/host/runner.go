@@ -293,7 +293,7 @@ func readResult(path string, limit int64) (abi.Result, *worker.Failure) {
 		return abi.Result{}, failf(abi.CodeBadResult, "connector wrote no result to stdout")
 	}
 	var res abi.Result
-	if err := decodeStrict(b, &res); err != nil {
+	if err := abi.DecodeStrict(b, &res); err != nil {
 		return abi.Result{}, failf(abi.CodeBadResult, "connector stdout is not a result document: %v", err)
 	}
 	if res.OK && res.Error != nil || !res.OK && res.Error == nil {
