@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"aileron.dev/aileron/worker"
@@ -177,9 +178,16 @@ func applySpawn(ws workerSpawn, scratch string) func(cmd *exec.Cmd, socketDir st
 	}
 }
 
+// sweepCgroups runs removeStaleCgroups once per process.
+var sweepCgroups sync.Once
+
 // removeStaleCgroups sweeps worker cgroups ("aileron/<pid>-w<n>") left by
 // supervisors that were killed before they could remove them: those whose
 // supervisor pid no longer runs.
+//
+// It cleans up after dead processes of the whole machine, so a process
+// runs it once (sweepCgroups), not once per supervisor (serve has one per
+// tenant).
 func removeStaleCgroups() {
 	_ = sandbox.RemoveStale("aileron", staleWorkerCgroup)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -94,7 +95,11 @@ func newScratchRoot() (*scratchRoot, error) {
 	if err != nil {
 		return nil, err
 	}
-	removeStaleScratch(base)
+	// Once per base and process: it cleans up after dead processes of
+	// the whole machine, and serve makes a supervisor per tenant.
+	if _, swept := sweptScratch.LoadOrStore(base, true); !swept {
+		removeStaleScratch(base)
+	}
 	// A sweeping supervisor may remove the directory between its creation
 	// and our lock: then make another.
 	for range 3 {
@@ -123,6 +128,9 @@ func newScratchRoot() (*scratchRoot, error) {
 	}
 	return nil, fmt.Errorf("scratch dir: removed as it was made, three times, in %s", base)
 }
+
+// sweptScratch holds the bases this process swept.
+var sweptScratch sync.Map
 
 // errGone is returned by lockDir when path no longer names the directory
 // that was opened.

@@ -188,8 +188,8 @@ func New(cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 	s := &Supervisor{cfg: cfg, log: cfg.Logger.Named("supervisor"), store: store, scratch: scratch}
-	if cfg.WorkerSource == nil && !cfg.Isolation.disabled("cgroup") {
-		removeStaleCgroups()
+	if !cfg.Isolation.disabled("cgroup") {
+		sweepCgroups.Do(removeStaleCgroups)
 	}
 	if cfg.PoolSize > 0 {
 		s.pool = newPool(cfg.PoolSize, func() (*workerProc, error) {
