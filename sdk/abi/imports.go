@@ -88,19 +88,6 @@ func Granted(caps []string) map[Import]string {
 	return g
 }
 
-// UndeclaredImports returns, in input order, each import in have that caps
-// do not grant.
-func UndeclaredImports(have []Import, caps []string) []Import {
-	g := Granted(caps)
-	var out []Import
-	for _, imp := range have {
-		if _, ok := g[imp]; !ok {
-			out = append(out, imp)
-		}
-	}
-	return out
-}
-
 // CapabilityFor returns the capability ID that grants imp, if any, so an
 // error about an undeclared import can say what to declare.
 func CapabilityFor(imp Import) (string, bool) {
