@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,10 +58,8 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 
 	// Security: placeholders are only ever substituted in header values;
 	// one in the URL or body is a connector bug, refused so it is found.
-	for _, ph := range []string{abi.CredentialPlaceholder, abi.SignaturePlaceholder} {
-		if strings.Contains(hr.URL, ph) || bytes.Contains(hr.Body, []byte(ph)) {
-			return finish(egress.Decision{}, abi.ErrnoInvalid, "placeholder_misplaced", "credential placeholder outside a header value: the broker substitutes it only in headers")
-		}
+	if abi.PlaceholderOutsideHeaders(hr.URL, hr.Body) {
+		return finish(egress.Decision{}, abi.ErrnoInvalid, abi.CodePlaceholderMisplaced, abi.MisplacedPlaceholderMessage)
 	}
 
 	d := egress.Decide(ch.rules, hr.Method, hr.URL, hr.Headers)
@@ -82,7 +79,7 @@ func (s *server) handleHTTP(ctx context.Context, ch *channelState, step *Step, h
 		}
 	}
 	if usesCred && ch.cred == nil {
-		return finish(d, abi.ErrnoDenied, "no_credential", fmt.Sprintf("connector %s declares no credential, but its request carries a credential placeholder", ch.grant.Connector))
+		return finish(d, abi.ErrnoDenied, abi.CodeNoCredential, fmt.Sprintf("connector %s declares no credential, but its request carries a credential placeholder", ch.grant.Connector))
 	}
 	var oauth bool
 	if usesCred {

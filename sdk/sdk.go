@@ -151,7 +151,7 @@ func Serve(r io.Reader) abi.Result {
 		if errors.As(err, &ae) {
 			return abi.Result{Error: ae}
 		}
-		return failure("connector_error", err.Error())
+		return failure(abi.CodeConnectorError, err.Error())
 	}
 	b, err := json.Marshal(out)
 	if err != nil {

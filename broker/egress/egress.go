@@ -51,7 +51,11 @@
 // reason with [errors.As].
 package egress
 
-import "fmt"
+import (
+	"fmt"
+
+	"aileron.dev/aileron/sdk/abi"
+)
 
 // Result is the outcome of a decision. The zero value is [Deny]: a Decision
 // that was never filled in denies.
@@ -122,7 +126,7 @@ const (
 	// CodeBadPort: the port is empty, zero, out of range or not canonical.
 	CodeBadPort = "bad_port"
 	// CodeHostNotDeclared: no rule names the host.
-	CodeHostNotDeclared = "host_not_declared"
+	CodeHostNotDeclared = abi.CodeHostNotDeclared
 	// CodePortNotDeclared: a rule names the host, but not on this port.
 	CodePortNotDeclared = "port_not_declared"
 	// CodeIPLiteral: the host is an IP literal that no rule names.

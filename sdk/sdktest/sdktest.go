@@ -85,18 +85,18 @@ func (h *Host) Send(req sdk.Request) (resp *sdk.Response, err error) {
 	}
 	hp := net.JoinHostPort(u.Hostname(), port)
 	if !slices.Contains(h.Hosts, hp) {
-		return nil, &abi.Error{Code: "host_not_declared", Message: fmt.Sprintf("host %s is not declared in the manifest", hp)}
+		return nil, &abi.Error{Code: abi.CodeHostNotDeclared, Message: fmt.Sprintf("host %s is not declared in the manifest", hp)}
+	}
+	if abi.PlaceholderOutsideHeaders(req.URL, req.Body) {
+		return nil, &abi.Error{Code: abi.CodePlaceholderMisplaced, Message: abi.MisplacedPlaceholderMessage}
 	}
 	ph := abi.CredentialPlaceholder
-	if strings.Contains(req.URL, ph) || bytes.Contains(req.Body, []byte(ph)) {
-		return nil, &abi.Error{Code: "placeholder_misplaced", Message: "credential placeholder outside a header value: the broker substitutes it only in headers"}
-	}
 
 	hr := httptest.NewRequest(req.Method, req.URL, bytes.NewReader(req.Body))
 	for k, v := range req.Headers {
 		if strings.Contains(v, ph) {
 			if h.Credential == "" {
-				return nil, &abi.Error{Code: "no_credential", Message: "the request carries the credential placeholder but the test host has no credential"}
+				return nil, &abi.Error{Code: abi.CodeNoCredential, Message: "the request carries the credential placeholder but the test host has no credential"}
 			}
 			v = strings.ReplaceAll(v, ph, h.Credential)
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"aileron.dev/aileron/sdk"
+	"aileron.dev/aileron/sdk/abi"
 )
 
 // echo answers with the Authorization header it received, in the body and
@@ -41,6 +42,8 @@ func TestHost_Errors(t *testing.T) {
 		{name: "relative_url", req: sdk.Request{URL: "/x"}, want: `invalid: bad URL "/x"`},
 		{name: "placeholder_in_body", req: sdk.Request{Method: "POST", URL: "https://api.example.com/", Body: []byte("{{aileron.credential}}")}, want: "placeholder_misplaced: credential placeholder outside a header value: the broker substitutes it only in headers"},
 		{name: "placeholder_in_url", req: sdk.Request{URL: "https://api.example.com/?k={{aileron.credential}}"}, want: "placeholder_misplaced: credential placeholder outside a header value: the broker substitutes it only in headers"},
+		// As the broker: the signature placeholder too.
+		{name: "signature_placeholder_in_body", req: sdk.Request{Method: "POST", URL: "https://api.example.com/", Body: []byte(abi.SignaturePlaceholder)}, want: "placeholder_misplaced: credential placeholder outside a header value: the broker substitutes it only in headers"},
 		{name: "no_credential", cred: "-", req: sdk.Request{URL: "https://api.example.com/", Headers: map[string]string{"X-Key": sdk.Credential()}}, want: "no_credential: the request carries the credential placeholder but the test host has no credential"},
 		{name: "response_lost", req: sdk.Request{URL: "https://api.example.com/abort"}, want: "unavailable: connection reset before the response arrived"},
 	}

@@ -300,7 +300,7 @@ func readResult(path string, limit int64) (abi.Result, *worker.Failure) {
 		return abi.Result{}, failf(abi.CodeBadResult, `connector result must have "ok":true with "output", or "ok":false with "error"`)
 	}
 	if !res.OK && res.Error.Code == "" {
-		res.Error.Code = "connector_error"
+		res.Error.Code = abi.CodeConnectorError
 	}
 	return res, nil
 }
