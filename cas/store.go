@@ -25,6 +25,7 @@ import (
 
 	"aileron.dev/aileron/cas/atomicfile"
 	"aileron.dev/aileron/cas/filelock"
+	"aileron.dev/aileron/manifest"
 )
 
 // Digest is "sha256:" followed by 64 lowercase hex digits.
@@ -48,14 +49,8 @@ var (
 
 // ParseDigest checks s and returns it as a Digest.
 func ParseDigest(s string) (Digest, error) {
-	hexPart, ok := strings.CutPrefix(s, "sha256:")
-	if !ok || len(hexPart) != 64 {
+	if manifest.HashProblem(s) != "" {
 		return "", fmt.Errorf("%q: %w", s, ErrBadDigest)
-	}
-	for _, c := range hexPart {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return "", fmt.Errorf("%q: %w", s, ErrBadDigest)
-		}
 	}
 	return Digest(s), nil
 }

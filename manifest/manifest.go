@@ -281,14 +281,17 @@ func (d *decoder) hash(t tbl, key string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if msg := hashProblem(s); msg != "" {
+	if msg := HashProblem(s); msg != "" {
 		d.failVal(joinPath(t.path, key), ErrInvalid, "%s", msg)
 		return "", false
 	}
 	return s, true
 }
 
-func hashProblem(s string) string {
+// HashProblem says what is wrong with s as a "sha256:<64 lowercase hex
+// digits>" hash, "" if nothing: the grammar of provenance hashes, pins and
+// the store's digests.
+func HashProblem(s string) string {
 	hex, ok := strings.CutPrefix(s, "sha256:")
 	if !ok {
 		return `must be "sha256:" followed by 64 lowercase hex digits`
