@@ -36,9 +36,7 @@ func (r DoctorReport) Missing() []sandbox.Layer {
 // Doctor probes the isolation layers available to workers on this host.
 func (s *Supervisor) Doctor() DoctorReport {
 	iso := s.cfg.Isolation
-	// The way real workers start: the worker's constructor makes its
-	// namespaces (see prepareSpawn).
-	spawn := sandbox.SpawnConfig{Namespaces: !iso.disabled("namespaces"), UnshareInChild: true, HostUID: iso.HostUID, HostGID: iso.HostGID}
+	spawn := iso.spawnConfig() // the way real workers start
 	lock := sandbox.LockdownConfig{Landlock: sandbox.LandlockBestEffort}
 	if iso.disabled("landlock") {
 		lock.Landlock = sandbox.LandlockOff

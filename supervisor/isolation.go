@@ -93,13 +93,18 @@ var cgroupSeq atomic.Uint64
 // linear memory: wasmtime, the Go runtime and the module's machine code.
 const cgroupOverheadBytes = 192 << 20
 
+// spawnConfig is how workers are spawned under iso; Doctor probes with it.
+// UnshareInChild: the worker makes its namespaces itself, so spawning is a
+// vfork whose cost does not grow with the supervisor's size.
+func (iso Isolation) spawnConfig() sandbox.SpawnConfig {
+	return sandbox.SpawnConfig{Namespaces: !iso.disabled("namespaces"), UnshareInChild: true, HostUID: iso.HostUID, HostGID: iso.HostGID}
+}
+
 // prepareSpawn decides the spawn-side layers for one worker: namespaces and
 // a cgroup with limits.
 func (s *Supervisor) prepareSpawn() workerSpawn {
 	iso := s.cfg.Isolation
-	// UnshareInChild: the worker makes its namespaces itself, so spawning
-	// is a vfork whose cost does not grow with this process's size.
-	ws := workerSpawn{cfg: sandbox.SpawnConfig{Namespaces: !iso.disabled("namespaces"), UnshareInChild: true, HostUID: iso.HostUID, HostGID: iso.HostGID}}
+	ws := workerSpawn{cfg: iso.spawnConfig()}
 	if !ws.cfg.Namespaces {
 		ws.missing = append(ws.missing, "namespaces: disabled by isolation.unsafe_disable")
 	}
