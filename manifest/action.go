@@ -105,6 +105,9 @@ type Requirement struct {
 	Hosts []HostPort `json:"hosts,omitempty"`
 }
 
+// Ref is the connector version the requirement names.
+func (r Requirement) Ref() Ref { return Ref{FQN: r.Name, Version: r.Version} }
+
 // Step is one [[steps]] entry: a call of one connector intent.
 type Step struct {
 	// ID is [a-z][a-z0-9_-]{0,63}, unique in the action; later steps use

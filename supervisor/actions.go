@@ -231,7 +231,7 @@ func ActionsRequiring(dir, ref string) []string {
 			continue
 		}
 		for _, r := range a.Requires {
-			if r.Name.String()+"@"+r.Version == ref {
+			if r.Ref().String() == ref {
 				out = append(out, n)
 				break
 			}

@@ -86,7 +86,7 @@ func (s *Supervisor) Prepare(a *manifest.Action, given map[string]any) (*Plan, e
 	p := &Plan{Action: a, Inputs: inputs, Connectors: map[string]*cas.Installed{}}
 	manifests := map[string]*manifest.Manifest{}
 	for _, req := range a.Requires {
-		ref := req.Name.String() + "@" + req.Version
+		ref := req.Ref().String()
 		inst, err := s.store.Connector(ref)
 		if errors.Is(err, cas.ErrNotFound) {
 			return nil, fmt.Errorf("action %s needs %s: %w: run `aileron connector install %s`", a.Name, ref, ErrNotInstalled, ref)

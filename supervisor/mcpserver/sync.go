@@ -179,7 +179,7 @@ func (s *Server) installed() func(a *manifest.Action) map[string]*manifest.Manif
 			return out
 		}
 		for _, req := range a.Requires {
-			ref := req.Name.String() + "@" + req.Version
+			ref := req.Ref().String()
 			m, ok := cache[ref]
 			if !ok {
 				if inst, err := st.Connector(ref); err == nil {
